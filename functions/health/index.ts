@@ -1,0 +1,27 @@
+import { Scalar } from "@scalar/hono-api-reference";
+import { buildOpenApi } from "../../lib/http/openapi.ts";
+import type { FunctionDefinition } from "../../lib/http/route.ts";
+
+/**
+ * health: liveness and readiness (mounted on every function by the app), plus the API reference. The JSON API
+ * routes are listed in the OpenAPI document passed in, so the document always matches what is served.
+ */
+export function healthFunction(documented: () => FunctionDefinition[]): FunctionDefinition {
+  return {
+    name: "health",
+    routes: [],
+    extraRoutes: [
+      { method: "GET", path: "/health" },
+      { method: "GET", path: "/ready" },
+      { method: "GET", path: "/openapi.json" },
+      { method: "GET", path: "/docs" },
+    ],
+    mount(app, service) {
+      let spec: ReturnType<typeof buildOpenApi> | undefined;
+      app.get("/openapi.json", (c) =>
+        c.json((spec ??= buildOpenApi(documented(), service.config.publicBaseUrl))),
+      );
+      app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Payment Service API" }));
+    },
+  };
+}

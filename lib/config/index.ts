@@ -1,0 +1,189 @@
+import { randomBytes } from "node:crypto";
+import * as v from "valibot";
+import { type Env, EnvSchema, REQUIRED_IN_PRODUCTION } from "./env.ts";
+
+export type FunctionName = "create" | "confirm" | "cancel" | "status" | "webhook" | "health";
+export type DbDriver = "pglite" | "pg" | "neon";
+
+export interface DbConfig {
+  driver: DbDriver;
+  /** postgres:// URL for pg and neon. */
+  url?: string;
+  /** PGlite data directory; undefined keeps the database in memory. */
+  dataDir?: string;
+  poolMax: number;
+  connectTimeoutMs: number;
+  statementTimeoutMs: number;
+  ssl: boolean;
+  neonWsProxy?: string;
+  /** PostgreSQL schema to use (search_path); tests give each run its own. */
+  schema?: string;
+}
+
+export interface Config {
+  env: "development" | "test" | "production";
+  port: number;
+  logLevel: string;
+  functionTarget: FunctionName | "all";
+  db: DbConfig;
+  redisUrl?: string;
+  auth: {
+    secret?: Uint8Array;
+    jwksUrl?: string;
+    issuer?: string;
+    audience?: string;
+    /** True when no secret was configured and a development one was made up at start-up. */
+    generatedSecret: boolean;
+  };
+  rateLimit: { rps: number; burst: number };
+  idempotencyTtlSeconds: number;
+  providers: {
+    routes?: string;
+    sandbox: { webhookSecret: string; latencyMs: number };
+    stripe?: { secretKey: string; webhookSecret?: string; apiBase?: string };
+    yookassa?: { shopId: string; secretKey: string; apiBase?: string; allowedIps?: string };
+  };
+  trustedProxies?: string;
+  publicBaseUrl: string;
+  reconcileAfterSeconds: number;
+  events: { sink?: string; ceOverrides?: string };
+  otel: { endpoint?: string; serviceName?: string };
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * Parses the environment once. Throws a ConfigError whose message is one line naming the variable,
+ * so a bad deployment stops at start-up instead of failing on the first request.
+ */
+export function loadConfig(raw: NodeJS.ProcessEnv | Env = process.env): Config {
+  const picked: Record<string, string> = {};
+  for (const key of Object.keys(EnvSchema.entries)) {
+    const value = raw[key as keyof Env];
+    if (value !== undefined && value !== "") picked[key] = value;
+  }
+  const parsed = v.safeParse(EnvSchema, picked);
+  if (!parsed.success) {
+    const issue = parsed.issues[0];
+    const name = issue.path?.[0]?.key ?? "environment";
+    throw new ConfigError(`Invalid configuration: ${String(name)} ${issue.message}`);
+  }
+  const e = parsed.output;
+  const env = e.NODE_ENV ?? "development";
+
+  if (env === "production") {
+    for (const group of REQUIRED_IN_PRODUCTION) {
+      const names = group.split("|") as (keyof typeof e)[];
+      if (!names.some((n) => e[n] !== undefined)) {
+        throw new ConfigError(`Invalid configuration: ${names.join(" or ")} must be set in production`);
+      }
+    }
+  }
+
+  const db = dbConfig(e, env);
+  const generatedSecret = !e.JWT_SECRET && !e.JWT_JWKS_URL;
+  const secret = e.JWT_SECRET
+    ? new TextEncoder().encode(e.JWT_SECRET)
+    : generatedSecret
+      ? new Uint8Array(randomBytes(32))
+      : undefined;
+  const port = e.PORT ?? 3005;
+
+  return {
+    env,
+    port,
+    logLevel: e.LOG_LEVEL ?? (env === "test" ? "silent" : "info"),
+    functionTarget: e.FUNCTION_TARGET ?? "all",
+    db,
+    redisUrl: redisUrl(e),
+    auth: {
+      secret,
+      jwksUrl: e.JWT_JWKS_URL,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      generatedSecret,
+    },
+    rateLimit: { rps: e.RATE_LIMIT_RPS ?? 200, burst: e.RATE_LIMIT_BURST ?? 400 },
+    idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS ?? 86_400,
+    providers: {
+      routes: e.PROVIDER_ROUTES,
+      sandbox: {
+        webhookSecret: e.SANDBOX_WEBHOOK_SECRET ?? "whsec_sandbox_development",
+        latencyMs: e.SANDBOX_LATENCY_MS ?? 0,
+      },
+      stripe: e.STRIPE_SECRET_KEY
+        ? {
+            secretKey: e.STRIPE_SECRET_KEY,
+            webhookSecret: e.STRIPE_WEBHOOK_SECRET,
+            apiBase: e.STRIPE_API_BASE,
+          }
+        : undefined,
+      yookassa:
+        e.YOOKASSA_SHOP_ID && e.YOOKASSA_SECRET_KEY
+          ? {
+              shopId: e.YOOKASSA_SHOP_ID,
+              secretKey: e.YOOKASSA_SECRET_KEY,
+              apiBase: e.YOOKASSA_API_BASE,
+              allowedIps: e.YOOKASSA_ALLOWED_IPS,
+            }
+          : undefined,
+    },
+    trustedProxies: e.TRUSTED_PROXIES,
+    publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://localhost:${port}`).replace(/\/$/, ""),
+    reconcileAfterSeconds: e.RECONCILE_AFTER_SECONDS ?? 60,
+    events: { sink: e.K_SINK, ceOverrides: e.K_CE_OVERRIDES },
+    otel: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
+  };
+}
+
+type ParsedEnv = v.InferOutput<typeof EnvSchema>;
+
+function dbConfig(e: ParsedEnv, env: Config["env"]): DbConfig {
+  let url = e.DATABASE_URL;
+  if (!url && e.POSTGRES_HOST) {
+    const user = encodeURIComponent(e.POSTGRES_USERNAME ?? "postgres");
+    const password = e.POSTGRES_PASSWORD ? `:${encodeURIComponent(e.POSTGRES_PASSWORD)}` : "";
+    const database = encodeURIComponent(e.POSTGRES_DATABASE ?? "payments");
+    url = `postgres://${user}${password}@${e.POSTGRES_HOST}:${e.POSTGRES_PORT ?? 5432}/${database}`;
+  }
+  const isPostgresUrl = url?.startsWith("postgres");
+  const driver: DbDriver =
+    e.DB_DRIVER ?? (!isPostgresUrl ? "pglite" : /\.neon\.(tech|build)\b/.test(url ?? "") ? "neon" : "pg");
+  if (driver !== "pglite" && !isPostgresUrl) {
+    throw new ConfigError(`Invalid configuration: DB_DRIVER=${driver} needs DATABASE_URL or POSTGRES_HOST`);
+  }
+  if (driver === "pglite" && env === "production") {
+    throw new ConfigError(
+      "Invalid configuration: DB_DRIVER=pglite is for development; set DATABASE_URL or POSTGRES_HOST",
+    );
+  }
+  const dataDir =
+    driver !== "pglite"
+      ? undefined
+      : url === "memory://"
+        ? undefined
+        : url?.startsWith("file:")
+          ? url.slice("file:".length)
+          : (e.DATA_DIR ?? (env === "test" ? undefined : "./.data"));
+  return {
+    driver,
+    url: isPostgresUrl ? url : undefined,
+    dataDir,
+    // A Knative instance serves up to containerConcurrency requests at once but most of a request's time is
+    // spent outside the database; 10 connections per instance × max-scale 20 stays under PostgreSQL's default 100.
+    poolMax: e.DB_POOL_MAX ?? 10,
+    connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS ?? 3_000,
+    statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS ?? 5_000,
+    ssl: e.POSTGRES_SSL ?? (url ? /sslmode=(require|verify)/.test(url) : false),
+    neonWsProxy: e.NEON_WS_PROXY,
+  };
+}
+
+function redisUrl(e: ParsedEnv): string | undefined {
+  if (e.REDIS_URL) return e.REDIS_URL;
+  if (!e.REDIS_HOST) return undefined;
+  const password = e.REDIS_PASSWORD ? `:${encodeURIComponent(e.REDIS_PASSWORD)}@` : "";
+  return `redis://${password}${e.REDIS_HOST}:${e.REDIS_PORT ?? 6379}`;
+}

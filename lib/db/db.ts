@@ -1,0 +1,41 @@
+import type { DbDriver } from "../config/index.ts";
+
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<T>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+/** The one database interface every backend implements; verbs only ever see this. */
+export interface Db extends Queryable {
+  readonly driver: DbDriver;
+  /** Runs fn in a transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** SQLSTATE codes the domain reacts to. */
+export const PG_UNIQUE_VIOLATION = "23505";
+export const PG_CHECK_VIOLATION = "23514";
+
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** Errors that mean "the database is not reachable right now", as opposed to a bad statement. */
+export function isUnavailable(error: unknown): boolean {
+  const code = sqlState(error);
+  if (code && /^(08|57P0|53)/.test(code)) return true; // connection exception, admin shutdown, insufficient resources
+  if (code === "57014") return true; // statement timeout / query canceled
+  const message = error instanceof Error ? error.message : "";
+  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timeout|Connection terminated|Client has encountered a connection error|not queryable|closed/i.test(
+    message,
+  );
+}

@@ -1,0 +1,230 @@
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { isUnavailable } from "../db/db.ts";
+import type { Actor, ServiceContext } from "../payments/context.ts";
+import { metrics } from "../telemetry/metrics.ts";
+import { createAuthenticator, requireScope } from "./auth.ts";
+import { clientIp, parseList } from "./client-ip.ts";
+import { ApiError } from "./errors.ts";
+import { createIdempotencyStore, requestFingerprint, validIdempotencyKey } from "./idempotency.ts";
+import { probeRoutes } from "./probes.ts";
+import { problemResponse } from "./problem.ts";
+import { createRateLimiter, type RateLimiterFactory } from "./rate-limit.ts";
+import { requestIdFrom, validTraceparent } from "./request-id.ts";
+import type { FunctionDefinition, RouteSpec } from "./route.ts";
+import { findPans, parseWith } from "./validate.ts";
+
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export interface AppOptions {
+  rateLimiters?: RateLimiterFactory;
+  /** Extra readiness checks (provider circuits). */
+  readiness?: () => Record<string, "ok" | "degraded" | "down">;
+}
+
+type Env = { Variables: { requestId: string; traceparent?: string; route: string; fn: string } };
+
+/**
+ * Builds the Hono app serving the given functions: one function per Knative Service, or all of them in the
+ * local all-in-one process. Everything the contract says of every endpoint happens here, once.
+ */
+export function buildApp(service: ServiceContext, functions: FunctionDefinition[], options: AppOptions = {}) {
+  const app = new Hono<Env>();
+  const authenticate = createAuthenticator(service.config.auth);
+  const rateLimit = createRateLimiter(service.config.rateLimit, options.rateLimiters);
+  const idempotency = createIdempotencyStore(service.db, service.config.idempotencyTtlSeconds);
+  const trustedProxies = parseList(service.config.trustedProxies);
+  const defaultFunction = functions.length === 1 ? (functions[0]?.name ?? "all") : "all";
+
+  app.use("*", async (c, next) => {
+    const started = performance.now();
+    const requestId = requestIdFrom(c.req.header("x-request-id"));
+    c.set("requestId", requestId);
+    c.set("traceparent", validTraceparent(c.req.header("traceparent")));
+    c.set("route", "unmatched");
+    c.set("fn", defaultFunction);
+    await next();
+    c.header("X-Request-Id", requestId);
+    const route = c.get("route");
+    const labels = { function: c.get("fn"), method: c.req.method, route };
+    const seconds = (performance.now() - started) / 1000;
+    metrics.httpRequests.inc({ ...labels, status: String(c.res.status) });
+    metrics.httpDuration.observe(labels, seconds);
+    if (service.log.isLevelEnabled("info") && route !== "/health" && route !== "/metrics") {
+      service.log.info({
+        request_id: requestId,
+        trace_id: c.get("traceparent")?.slice(3, 35),
+        method: c.req.method,
+        route,
+        status: c.res.status,
+        duration_ms: Math.round(seconds * 1000),
+        merchant: (c as Context).get("merchant" as never),
+      });
+    }
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof ApiError) return problemResponse(c, error);
+    if (isUnavailable(error)) {
+      service.log.warn(
+        { request_id: c.get("requestId"), err: (error as Error).message },
+        "dependency unavailable",
+      );
+      return problemResponse(
+        c,
+        new ApiError("service_unavailable", "The service is temporarily unavailable.", { retryAfter: 5 }),
+      );
+    }
+    service.log.error({ request_id: c.get("requestId"), err: error }, "unhandled error");
+    return problemResponse(c, new ApiError("internal", "Something went wrong on our side."));
+  });
+
+  app.notFound((c) =>
+    problemResponse(c, new ApiError("not_found", `No route for ${c.req.method} ${c.req.path}.`)),
+  );
+
+  const probes = probeRoutes(service, options.readiness);
+  app.use("/health", async (c, next) => {
+    c.set("route", "/health");
+    await next();
+  });
+  app.route("/", probes);
+
+  for (const fn of functions) {
+    for (const route of fn.routes) registerRoute(app, fn.name, route);
+    fn.mount?.(app as unknown as Hono, service);
+  }
+  return app;
+
+  function registerRoute(target: Hono<Env>, fnName: string, spec: RouteSpec) {
+    const handlers = [
+      async (c: Context<Env>, next: () => Promise<void>) => {
+        c.set("route", spec.path);
+        c.set("fn", fnName);
+        await next();
+      },
+      ...(spec.method === "post"
+        ? [
+            bodyLimit({
+              maxSize: MAX_BODY_BYTES,
+              onError: () => {
+                throw new ApiError(
+                  "payload_too_large",
+                  `Request bodies are limited to ${MAX_BODY_BYTES} bytes.`,
+                );
+              },
+            }),
+          ]
+        : []),
+      (c: Context<Env>) => handle(c, fnName, spec),
+    ] as const;
+    target.on(spec.method.toUpperCase(), spec.path, ...(handlers as unknown as [never]));
+  }
+
+  async function handle(c: Context<Env>, fnName: string, spec: RouteSpec): Promise<Response> {
+    let principal: Awaited<ReturnType<typeof authenticate>>;
+    try {
+      principal = await authenticate(c.req.header("authorization"));
+    } catch (error) {
+      // Unauthenticated traffic is limited per client address, so credential guessing is throttled too.
+      await rateLimit("ip", clientIp(c, trustedProxies));
+      throw error;
+    }
+    requireScope(principal, spec.scope);
+    c.set("merchant" as never, principal.merchantId as never);
+    const limit = await rateLimit("merchant", principal.merchantId);
+    for (const [k, v] of Object.entries(limit.headers)) c.header(k, v);
+
+    const rawBody = spec.method === "post" ? await readBody(c) : "";
+    const params = spec.params ? parseParams(spec.params, c.req.param()) : undefined;
+    const query = spec.query ? parseWith(spec.query, c.req.query(), "query") : undefined;
+    let body: unknown;
+    if (spec.body) {
+      const json = parseJson(rawBody);
+      const pans = findPans(json);
+      if (pans.length > 0)
+        throw new ApiError(
+          "validation_failed",
+          "Card numbers are never accepted; use a payment method token.",
+          { errors: pans },
+        );
+      body = parseWith(spec.body, json);
+    }
+
+    const actor: Actor = {
+      merchantId: principal.merchantId,
+      requestId: c.get("requestId"),
+      traceparent: c.get("traceparent"),
+      type: "merchant",
+      source: fnName,
+    };
+    const ctx = { ...service, actor };
+    const run = async (): Promise<Response> => {
+      try {
+        const result = await spec.handler({ params, body, query, ctx, c: c as unknown as Context } as never);
+        return c.json(result as object, spec.status);
+      } catch (error) {
+        if (error instanceof ApiError) return problemResponse(c, error);
+        throw error;
+      }
+    };
+
+    const key = spec.method === "post" ? c.req.header("idempotency-key") : undefined;
+    if (key === undefined) return run();
+    if (!validIdempotencyKey(key)) {
+      throw new ApiError("validation_failed", "Idempotency-Key must be 1–255 printable ASCII characters.", {
+        errors: [{ path: "header.Idempotency-Key", message: "must be 1–255 printable ASCII characters" }],
+      });
+    }
+    const fingerprint = requestFingerprint(c.req.method, c.req.path, rawBody);
+    const claim = await idempotency.claim(principal.merchantId, key, fingerprint);
+    if (claim.kind === "replay") {
+      metrics.idempotencyReplays.inc({ function: fnName });
+      const contentType = claim.response.status >= 400 ? "application/problem+json" : "application/json";
+      return new Response(claim.response.body, {
+        status: claim.response.status,
+        headers: { "Content-Type": contentType, "Idempotent-Replayed": "true" },
+      });
+    }
+    let response: Response;
+    try {
+      response = await run();
+    } catch (error) {
+      await idempotency.complete(principal.merchantId, key, { status: 500, body: "" }).catch(() => {});
+      throw error;
+    }
+    const text = await response.clone().text();
+    await idempotency.complete(principal.merchantId, key, { status: response.status, body: text });
+    return response;
+  }
+}
+
+/** A malformed id names nothing that exists: 404, like any unknown id. */
+function parseParams(schema: RouteSpec["response"], params: Record<string, string>): unknown {
+  try {
+    return parseWith(schema, params, "path");
+  } catch {
+    throw new ApiError("not_found", "No such object.");
+  }
+}
+
+async function readBody(c: Context): Promise<string> {
+  const text = await c.req.text();
+  if (text.length === 0) return "";
+  const type = (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json" && !type?.endsWith("+json")) {
+    throw new ApiError("unsupported_media_type", "Request bodies must be application/json.");
+  }
+  return text;
+}
+
+function parseJson(raw: string): unknown {
+  if (raw === "") return {};
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new ApiError("validation_failed", "The request body is not valid JSON.", {
+      errors: [{ path: "body", message: "malformed JSON" }],
+    });
+  }
+}

@@ -1,0 +1,66 @@
+import {
+  BurstyRateLimiter,
+  type RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterRes,
+} from "rate-limiter-flexible";
+import type { Config } from "../config/index.ts";
+import { metrics } from "../telemetry/metrics.ts";
+import { ApiError } from "./errors.ts";
+
+export interface RateLimitDecision {
+  headers: Record<string, string>;
+}
+
+export type RateLimiterFactory = (opts: {
+  keyPrefix: string;
+  points: number;
+  duration: number;
+}) => RateLimiterAbstract;
+
+export const memoryLimiters: RateLimiterFactory = (opts) => new RateLimiterMemory(opts);
+
+/**
+ * Per-key token-bucket-like limit: RATE_LIMIT_RPS sustained, RATE_LIMIT_BURST at once. rate-limiter-flexible's
+ * BurstyRateLimiter pairs a per-second limiter with a slower burst allowance. Keys are merchants after auth and
+ * client addresses before it.
+ */
+export function createRateLimiter(limits: Config["rateLimit"], factory: RateLimiterFactory = memoryLimiters) {
+  const make = (scope: string) =>
+    new BurstyRateLimiter(
+      factory({ keyPrefix: `rl:${scope}`, points: limits.rps, duration: 1 }),
+      factory({
+        keyPrefix: `rl:${scope}:burst`,
+        points: Math.max(limits.burst - limits.rps, 1),
+        duration: 10,
+      }),
+    );
+  const byScope = { merchant: make("merchant"), ip: make("ip") };
+
+  return async function consume(scope: "merchant" | "ip", key: string): Promise<RateLimitDecision> {
+    try {
+      const res = await byScope[scope].consume(key);
+      return { headers: headersOf(limits.rps, res) };
+    } catch (rejection) {
+      if (rejection instanceof RateLimiterRes) {
+        metrics.rateLimited.inc({ scope });
+        const retryAfter = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+        throw new ApiError("rate_limited", "Too many requests; retry later.", {
+          retryAfter,
+          headers: headersOf(limits.rps, rejection),
+        });
+      }
+      // The limiter's store failed (Redis down): fail open rather than refuse payments.
+      metrics.rateLimited.inc({ scope: `${scope}_store_error` });
+      return { headers: {} };
+    }
+  };
+}
+
+function headersOf(limit: number, res: RateLimiterRes): Record<string, string> {
+  return {
+    "RateLimit-Limit": String(limit),
+    "RateLimit-Remaining": String(Math.max(0, res.remainingPoints)),
+    "RateLimit-Reset": String(Math.max(0, Math.ceil(res.msBeforeNext / 1000))),
+  };
+}

@@ -1,0 +1,40 @@
+import * as v from "valibot";
+import { containsPan } from "../payments/pan.ts";
+import { type FieldError, validationFailed } from "./errors.ts";
+
+export function fieldErrors(issues: readonly v.BaseIssue<unknown>[], prefix = ""): FieldError[] {
+  return issues.map((issue) => {
+    const path = (issue.path ?? []).map((item) => String(item.key)).join(".");
+    return { path: [prefix, path].filter(Boolean).join(".") || prefix || "body", message: issue.message };
+  });
+}
+
+/** Validates with a schema; a failure becomes 400 validation_failed listing every field that was wrong. */
+export function parseWith<S extends v.GenericSchema>(
+  schema: S,
+  input: unknown,
+  prefix = "",
+): v.InferOutput<S> {
+  const result = v.safeParse(schema, input, { abortEarly: false });
+  if (!result.success) throw validationFailed(fieldErrors(result.issues, prefix));
+  return result.output;
+}
+
+/** Finds string values that hold a card number (PCI DSS: a PAN must never reach storage or logs). */
+export function findPans(value: unknown, path = ""): FieldError[] {
+  if (typeof value === "string") {
+    return containsPan(value) ? [{ path: path || "body", message: "must not contain a card number" }] : [];
+  }
+  if (Array.isArray(value))
+    return value.flatMap((item, i) => findPans(item, path ? `${path}.${i}` : String(i)));
+  if (value && typeof value === "object") {
+    return Object.entries(value).flatMap(([k, item]) => {
+      const here = path ? `${path}.${k}` : k;
+      return [
+        ...(containsPan(k) ? [{ path: here, message: "must not contain a card number" }] : []),
+        ...findPans(item, here),
+      ];
+    });
+  }
+  return [];
+}

@@ -1,0 +1,51 @@
+import { invalidState, notFound } from "../http/errors.ts";
+import type { VerbContext } from "./context.ts";
+import { recordChange } from "./records.ts";
+import { type PaymentObject, type PaymentRow, paymentObject } from "./serialize.ts";
+import { invalidateStatusCache } from "./status-cache.ts";
+import { voidAtProvider } from "./void.ts";
+
+export type CancellationReason = "requested_by_customer" | "duplicate" | "fraudulent" | "abandoned";
+
+/** Cancels a payment that has not been charged; an authorization is then voided at the provider. */
+export async function cancelPayment(
+  ctx: VerbContext,
+  id: string,
+  reason?: CancellationReason,
+): Promise<PaymentObject> {
+  const payment = await ctx.db.transaction(async (tx) => {
+    const { rows } = await tx.query<PaymentRow & { previous_status: string }>(
+      `UPDATE payments p SET status = 'canceled', cancellation_reason = $3, next_action = NULL,
+         amount_capturable = 0, updated_at = now()
+       FROM (SELECT id, status AS previous_status FROM payments WHERE id = $1 AND merchant_id = $2 FOR UPDATE) old
+       WHERE p.id = old.id AND p.status IN ('requires_confirmation', 'requires_action', 'requires_capture')
+       RETURNING p.*, old.previous_status`,
+      [id, ctx.actor.merchantId, reason ?? null],
+    );
+    const row = rows[0];
+    if (!row) {
+      const current = await tx.query<{ status: string }>(
+        "SELECT status FROM payments WHERE id = $1 AND merchant_id = $2",
+        [id, ctx.actor.merchantId],
+      );
+      if (!current.rows[0]) throw notFound("payment");
+      throw invalidState(`Payment is ${current.rows[0].status} and cannot be canceled.`);
+    }
+    await recordChange(tx, ctx, {
+      objectType: "payment",
+      objectId: row.id,
+      action: "payment.cancel",
+      statusBefore: row.previous_status,
+      statusAfter: "canceled",
+      amount: row.amount,
+      currency: row.currency,
+      event: "payment.canceled",
+      data: paymentObject(row),
+    });
+    return row;
+  });
+  await invalidateStatusCache(ctx, "payment", id);
+  ctx.onEventsWritten();
+  if (payment.previous_status !== "requires_confirmation") await voidAtProvider(ctx, payment);
+  return paymentObject(payment);
+}

@@ -1,0 +1,213 @@
+import { PG_UNIQUE_VIOLATION, sqlState } from "../db/db.ts";
+import { ApiError, invalidState, notFound } from "../http/errors.ts";
+import { callProvider } from "../providers/call.ts";
+import {
+  type PaymentProvider,
+  ProviderError,
+  type ProviderName,
+  type ProviderOutcome,
+  providerIdempotencyKey,
+} from "../providers/provider.ts";
+import { metrics } from "../telemetry/metrics.ts";
+import type { VerbContext } from "./context.ts";
+import { findPayment } from "./payments.ts";
+import { toProviderPayment } from "./provider-payment.ts";
+import { recordChange } from "./records.ts";
+import { type PaymentObject, type PaymentRow, paymentObject } from "./serialize.ts";
+import { type Settlement, settlePayment } from "./settle.ts";
+import type { PaymentStatus } from "./state-machine.ts";
+import { invalidateStatusCache } from "./status-cache.ts";
+
+export interface ConfirmInput {
+  payment_method?: string;
+  return_url?: string;
+}
+
+/**
+ * Confirms a payment in three steps so no transaction is held across the provider call: (1) move it to
+ * processing with a conditional update — of racing confirms exactly one wins, and the partial unique index stops a
+ * second payment of the same order — (2) call the provider with a key derived from (payment, attempt), (3) record
+ * the outcome. A crash between 1 and 3 leaves it processing for reconciliation.
+ */
+export async function confirmPayment(
+  ctx: VerbContext,
+  id: string,
+  input: ConfirmInput,
+): Promise<PaymentObject> {
+  const started = performance.now();
+  const payment = await beginProviderOperation(ctx, id, "confirm", (tx) =>
+    tx.query<PaymentRow>(
+      `UPDATE payments SET status = 'processing', attempt = attempt + 1,
+         payment_method = COALESCE($3, payment_method), return_url = COALESCE($4, return_url),
+         failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()
+       WHERE id = $1 AND merchant_id = $2 AND status = 'requires_confirmation' RETURNING *`,
+      [id, ctx.actor.merchantId, input.payment_method ?? null, input.return_url ?? null],
+    ),
+  );
+  const provider = providerOf(ctx, payment);
+  const key = providerIdempotencyKey(payment.id, "authorize", payment.attempt);
+  return finishProviderOperation(ctx, payment, "confirm", "requires_confirmation", started, () =>
+    provider.authorize(toProviderPayment(payment), key),
+  );
+}
+
+/** Captures an authorized payment, fully or partly (never more than authorized). */
+export async function capturePayment(ctx: VerbContext, id: string, amount?: number): Promise<PaymentObject> {
+  const started = performance.now();
+  const payment = await beginProviderOperation(ctx, id, "capture", async (tx) => {
+    const result = await tx.query<PaymentRow>(
+      `UPDATE payments SET status = 'processing', processing_since = now(), updated_at = now()
+       WHERE id = $1 AND merchant_id = $2 AND status = 'requires_capture' AND COALESCE($3, amount_capturable) <= amount_capturable
+       RETURNING *`,
+      [id, ctx.actor.merchantId, amount ?? null],
+    );
+    if (!result.rows[0] && amount !== undefined) {
+      const current = await tx.query<PaymentRow>(
+        "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
+        [id, ctx.actor.merchantId],
+      );
+      const row = current.rows[0];
+      if (row?.status === "requires_capture") {
+        throw new ApiError("validation_failed", `amount exceeds the authorized ${row.amount_capturable}.`, {
+          errors: [{ path: "amount", message: `must be at most ${row.amount_capturable}` }],
+        });
+      }
+    }
+    return result;
+  });
+  const provider = providerOf(ctx, payment);
+  const captureAmount = amount ?? payment.amount_capturable;
+  const key = providerIdempotencyKey(payment.id, "capture", payment.attempt);
+  return finishProviderOperation(ctx, payment, "capture", "requires_capture", started, () =>
+    provider.capture(toProviderPayment(payment), captureAmount, key),
+  );
+}
+
+const OPERATION_FROM: Record<"confirm" | "capture", PaymentStatus> = {
+  confirm: "requires_confirmation",
+  capture: "requires_capture",
+};
+
+/** Step 1: the conditional move to processing, with its audit row and event, under the order's lock. */
+async function beginProviderOperation(
+  ctx: VerbContext,
+  id: string,
+  operation: "confirm" | "capture",
+  move: (
+    tx: Parameters<Parameters<VerbContext["db"]["transaction"]>[0]>[0],
+  ) => Promise<{ rows: PaymentRow[] }>,
+): Promise<PaymentRow> {
+  let payment: PaymentRow;
+  try {
+    payment = await ctx.db.transaction(async (tx) => {
+      // Lock the order first: confirms of its payments and its cancellation take turns.
+      const order = await tx.query<{ status: string }>(
+        `SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
+         WHERE p.id = $1 AND p.merchant_id = $2 FOR UPDATE OF o`,
+        [id, ctx.actor.merchantId],
+      );
+      const orderStatus = order.rows[0]?.status;
+      if (!orderStatus) throw notFound("payment");
+      if (operation === "confirm" && orderStatus !== "pending") {
+        throw invalidState(`The order is ${orderStatus}; its payments cannot be confirmed.`);
+      }
+      const moved = (await move(tx)).rows[0];
+      if (!moved) {
+        const current = await tx.query<{ status: string }>("SELECT status FROM payments WHERE id = $1", [id]);
+        throw invalidState(
+          `Payment is ${current.rows[0]?.status}; ${operation} needs status ${OPERATION_FROM[operation]}.`,
+        );
+      }
+      await recordChange(tx, ctx, {
+        objectType: "payment",
+        objectId: moved.id,
+        action: `payment.${operation}`,
+        statusBefore: OPERATION_FROM[operation],
+        statusAfter: "processing",
+        amount: moved.amount,
+        currency: moved.currency,
+        event: "payment.processing",
+        data: paymentObject(moved),
+      });
+      return moved;
+    });
+  } catch (error) {
+    if (sqlState(error) === PG_UNIQUE_VIOLATION) {
+      throw invalidState("The order already has a payment in progress or paid.");
+    }
+    throw error;
+  }
+  await invalidateStatusCache(ctx, "payment", payment.id);
+  ctx.onEventsWritten();
+  return payment;
+}
+
+/** Steps 2 and 3: call the provider and record what it said. */
+async function finishProviderOperation(
+  ctx: VerbContext,
+  payment: PaymentRow,
+  operation: "confirm" | "capture",
+  revertTo: PaymentStatus,
+  started: number,
+  call: () => Promise<ProviderOutcome>,
+): Promise<PaymentObject> {
+  const provider = payment.provider as ProviderName;
+  const observe = (outcome: string) =>
+    metrics.paymentDuration.observe({ provider, operation, outcome }, (performance.now() - started) / 1000);
+  let outcome: ProviderOutcome;
+  try {
+    outcome = await callProvider(provider, operation === "confirm" ? "authorize" : "capture", call);
+  } catch (error) {
+    observe("error");
+    if (error instanceof ProviderError && error.definite) {
+      // The provider did not act: put the payment back so the client may retry.
+      await settlePayment(
+        ctx,
+        payment.id,
+        ["processing"],
+        revertOutcome(revertTo, payment),
+        `payment.${operation}.revert`,
+      );
+      throw new ApiError("provider_unavailable", `The payment provider is unavailable: ${error.message}`, {
+        status: error.retryAfterSeconds !== undefined ? 503 : 502,
+        retryAfter: error.retryAfterSeconds,
+      });
+    }
+    // The provider may have acted: the payment stays processing until reconciliation asks it.
+    ctx.log.warn(
+      { payment_id: payment.id, err: error instanceof Error ? error.message : error },
+      "provider outcome unknown",
+    );
+    const current = await findPayment(ctx, payment.id);
+    return paymentObject(current ?? payment);
+  }
+  const settled = await settlePayment(
+    ctx,
+    payment.id,
+    ["processing"],
+    outcome,
+    `payment.${operation}.${outcome.status}`,
+  );
+  observe(outcome.status === "failed" ? "failure" : "success");
+  if (settled) return paymentObject(settled);
+  // Someone else (a webhook, reconciliation) settled it first; answer with what is committed.
+  const current = await findPayment(ctx, payment.id);
+  return paymentObject(current ?? payment);
+}
+
+function revertOutcome(status: PaymentStatus, payment: PaymentRow): Settlement {
+  return status === "requires_capture"
+    ? {
+        status: "requires_capture",
+        providerPaymentId: payment.provider_payment_id ?? "",
+        amountCapturable: payment.amount_capturable,
+      }
+    : { status: "requires_confirmation" };
+}
+
+function providerOf(ctx: VerbContext, payment: PaymentRow): PaymentProvider {
+  const provider = ctx.providers.get(payment.provider as ProviderName);
+  if (!provider)
+    throw new ApiError("provider_unavailable", `Provider ${payment.provider} is not configured.`);
+  return provider;
+}

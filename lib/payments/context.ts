@@ -1,0 +1,37 @@
+import type { Cache } from "../cache/cache.ts";
+import type { Config } from "../config/index.ts";
+import type { Db } from "../db/db.ts";
+import type { PaymentProvider, ProviderName } from "../providers/provider.ts";
+import type { Logger } from "../telemetry/logger.ts";
+
+export interface Providers {
+  get(name: ProviderName): PaymentProvider | undefined;
+  /** The provider a new payment of this currency goes to when the client names none. */
+  forCurrency(currency: string): ProviderName;
+  readonly names: readonly ProviderName[];
+}
+
+/** Everything a verb may use, built once at start-up; tests build their own. */
+export interface ServiceContext {
+  config: Config;
+  db: Db;
+  cache: Cache;
+  providers: Providers;
+  log: Logger;
+  clock: () => Date;
+  /** Wakes the outbox dispatcher after a commit that wrote events. */
+  onEventsWritten: () => void;
+}
+
+/** Who is asking, for one request. */
+export interface Actor {
+  merchantId: string;
+  requestId: string;
+  traceparent?: string;
+  /** "merchant" for API calls; "provider" for webhooks; "system" for reconciliation. */
+  type: "merchant" | "provider" | "system";
+  /** The function that served the request, for the CloudEvent source. */
+  source: string;
+}
+
+export type VerbContext = ServiceContext & { actor: Actor };

@@ -1,0 +1,145 @@
+import { invalidState, notFound } from "../http/errors.ts";
+import type { VerbContext } from "./context.ts";
+import { newId } from "./ids.ts";
+import { type ListParams, listPage } from "./list.ts";
+import type { Currency } from "./money.ts";
+import { recordChange } from "./records.ts";
+import {
+  type Metadata,
+  type OrderObject,
+  type OrderRow,
+  orderObject,
+  type PaymentRow,
+  paymentObject,
+} from "./serialize.ts";
+import type { OrderStatus } from "./state-machine.ts";
+import { invalidateStatusCache, readThrough } from "./status-cache.ts";
+import { voidAtProvider } from "./void.ts";
+
+export interface CreateOrderInput {
+  amount: number;
+  currency: Currency;
+  description?: string;
+  metadata?: Metadata;
+}
+
+export async function createOrder(ctx: VerbContext, input: CreateOrderInput): Promise<OrderObject> {
+  const id = newId("ord");
+  const order = await ctx.db.transaction(async (tx) => {
+    const { rows } = await tx.query<OrderRow>(
+      `INSERT INTO orders (id, merchant_id, amount, currency, description, metadata)
+       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
+      [
+        id,
+        ctx.actor.merchantId,
+        input.amount,
+        input.currency,
+        input.description ?? null,
+        JSON.stringify(input.metadata ?? {}),
+      ],
+    );
+    const object = orderObject(rows[0] as OrderRow);
+    await recordChange(tx, ctx, {
+      objectType: "order",
+      objectId: id,
+      action: "order.create",
+      statusBefore: null,
+      statusAfter: "pending",
+      amount: input.amount,
+      currency: input.currency,
+      event: "order.created",
+      data: object,
+    });
+    return object;
+  });
+  ctx.onEventsWritten();
+  return order;
+}
+
+export async function getOrder(ctx: VerbContext, id: string): Promise<OrderObject> {
+  const order = await readThrough(ctx, "order", id, async () => {
+    const { rows } = await ctx.db.query<OrderRow>("SELECT * FROM orders WHERE id = $1 AND merchant_id = $2", [
+      id,
+      ctx.actor.merchantId,
+    ]);
+    return rows[0] ? orderObject(rows[0]) : undefined;
+  });
+  if (!order) throw notFound("order");
+  return order;
+}
+
+export function listOrders(ctx: VerbContext, params: ListParams & { status?: OrderStatus }) {
+  return listPage(
+    ctx.db,
+    "orders",
+    { merchant_id: ctx.actor.merchantId, status: params.status },
+    params,
+    orderObject,
+  );
+}
+
+/** Cancels a pending order and its open payments. An order with a payment in flight or paid cannot be canceled. */
+export async function cancelOrder(ctx: VerbContext, id: string): Promise<OrderObject> {
+  const { order, voided } = await ctx.db.transaction(async (tx) => {
+    // Locking the order serializes this with confirms of its payments, which lock it too.
+    const locked = await tx.query<OrderRow>(
+      "SELECT * FROM orders WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
+      [id, ctx.actor.merchantId],
+    );
+    const current = locked.rows[0];
+    if (!current) throw notFound("order");
+    if (current.status !== "pending")
+      throw invalidState(`Order is ${current.status} and cannot be canceled.`);
+    const busy = await tx.query<{ status: string }>(
+      "SELECT status FROM payments WHERE order_id = $1 AND status IN ('processing', 'succeeded') LIMIT 1",
+      [id],
+    );
+    if (busy.rows[0])
+      throw invalidState(`Order has a ${busy.rows[0].status} payment and cannot be canceled.`);
+
+    const canceledPayments = await tx.query<PaymentRow & { previous_status: string }>(
+      `UPDATE payments p SET status = 'canceled', cancellation_reason = 'abandoned', next_action = NULL, updated_at = now()
+       FROM (SELECT id, status AS previous_status FROM payments
+             WHERE order_id = $1 AND status IN ('requires_confirmation', 'requires_action', 'requires_capture')) old
+       WHERE p.id = old.id RETURNING p.*, old.previous_status`,
+      [id],
+    );
+    for (const payment of canceledPayments.rows) {
+      await recordChange(tx, ctx, {
+        objectType: "payment",
+        objectId: payment.id,
+        action: "payment.cancel",
+        statusBefore: payment.previous_status,
+        statusAfter: "canceled",
+        amount: payment.amount,
+        currency: payment.currency,
+        event: "payment.canceled",
+        data: paymentObject(payment),
+      });
+    }
+    const updated = await tx.query<OrderRow>(
+      "UPDATE orders SET status = 'canceled', updated_at = now() WHERE id = $1 RETURNING *",
+      [id],
+    );
+    const order = orderObject(updated.rows[0] as OrderRow);
+    await recordChange(tx, ctx, {
+      objectType: "order",
+      objectId: id,
+      action: "order.cancel",
+      statusBefore: "pending",
+      statusAfter: "canceled",
+      amount: order.amount,
+      currency: order.currency,
+      event: "order.canceled",
+      data: order,
+    });
+    return { order, voided: canceledPayments.rows };
+  });
+  await invalidateStatusCache(ctx, "order", id);
+  for (const payment of voided) await invalidateStatusCache(ctx, "payment", payment.id);
+  ctx.onEventsWritten();
+  for (const payment of voided) {
+    if (payment.previous_status !== "requires_confirmation") await voidAtProvider(ctx, payment);
+  }
+  return order;
+}
