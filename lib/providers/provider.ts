@@ -79,3 +79,46 @@ export function providerIdempotencyKey(
 ): string {
   return `${paymentId}:${operation}:${attempt}`;
 }
+
+/** A provider notification as it arrived: raw body (signatures cover the exact bytes), headers, peer address. */
+export interface WebhookRequest {
+  rawBody: string;
+  headers: Headers;
+  /** The client address as decided by the trusted-proxy setting (YooKassa is authenticated by address). */
+  clientIp: string;
+}
+
+/** A verified notification, in provider-neutral terms. */
+export interface ProviderNotification {
+  /** Unique per provider: a duplicate delivery is acknowledged and not applied twice. */
+  eventId: string;
+  /** The provider's own event type, e.g. payment_intent.succeeded. */
+  type: string;
+  /** Our payment id when the provider echoes it back (metadata); else found by providerPaymentId. */
+  paymentId?: string;
+  providerPaymentId?: string;
+  /** What the notification says happened to the payment; undefined for types the service does not act on. */
+  outcome?: ProviderOutcome;
+  /** Set for refund notifications. */
+  refund?: { refundId?: string; providerRefundId?: string; status: "succeeded" | "failed" };
+  /** When the provider says it happened; orders events so an older one never overrides a newer one. */
+  occurredAt: Date;
+}
+
+export type WebhookRejectionReason = "signature" | "stale" | "ip" | "malformed";
+
+/** The notification is not authentic (or not parseable): answer 400 and store nothing. */
+export class WebhookRejected extends Error {
+  override name = "WebhookRejected";
+  constructor(
+    readonly reason: WebhookRejectionReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Implemented by providers that send notifications. */
+export interface WebhookVerifier {
+  parseWebhook(request: WebhookRequest): Promise<ProviderNotification>;
+}
