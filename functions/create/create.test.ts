@@ -37,7 +37,14 @@ describe("POST /v1/orders", () => {
     [{ amount: 1999, currency: "XXX" }, "currency"],
     [{ currency: "USD" }, "amount"],
     [{ amount: 1999, currency: "USD", metadata: { k: 1 } }, "metadata.k"],
-    [{ amount: 1999, currency: "USD", metadata: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, "v"])) }, "metadata"],
+    [
+      {
+        amount: 1999,
+        currency: "USD",
+        metadata: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`k${i}`, "v"])),
+      },
+      "metadata",
+    ],
     [{ amount: 1999, currency: "USD", extra: true }, "extra"],
   ])("rejects %j naming the field %s", async (body, path) => {
     const res = await t.call("POST", "/v1/orders", { body });
@@ -63,12 +70,17 @@ describe("POST /v1/orders", () => {
   });
 
   it("accepts digit runs that are not card numbers", async () => {
-    const res = await t.call("POST", "/v1/orders", { body: { amount: 100, currency: "USD", description: "order 4242424242424241" } });
+    const res = await t.call("POST", "/v1/orders", {
+      body: { amount: 100, currency: "USD", description: "order 4242424242424241" },
+    });
     expect(res.status).toBe(201);
   });
 
   it("answers 415 for a body that is not JSON, 400 for malformed JSON, 413 for a large body", async () => {
-    const text = await t.call("POST", "/v1/orders", { body: "amount=1", headers: { "Content-Type": "text/plain" } });
+    const text = await t.call("POST", "/v1/orders", {
+      body: "amount=1",
+      headers: { "Content-Type": "text/plain" },
+    });
     expect(text.status).toBe(415);
     expect(text.body.code).toBe("unsupported_media_type");
     const bad = await t.call("POST", "/v1/orders", { body: "{not json" });
@@ -105,13 +117,18 @@ describe("POST /v1/payments", () => {
     expect(missing.body.errors[0].path).toBe("order_id");
     const bad = await t.call("POST", "/v1/payments", { body: { order_id: "ord_1", payment_method: "card" } });
     expect(bad.status).toBe(400);
-    expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual(["order_id", "payment_method"]);
+    expect(bad.body.errors.map((e: { path: string }) => e.path).sort()).toEqual([
+      "order_id",
+      "payment_method",
+    ]);
   });
 
   it("answers 409 for an order that is no longer pending", async () => {
     const { order } = await orderWithPayment(t);
     expect((await t.call("POST", `/v1/orders/${order.id}/cancel`)).status).toBe(200);
-    const res = await t.call("POST", "/v1/payments", { body: { order_id: order.id, payment_method: "pm_card_visa" } });
+    const res = await t.call("POST", "/v1/payments", {
+      body: { order_id: order.id, payment_method: "pm_card_visa" },
+    });
     expect(res.status).toBe(409);
     expect(res.body.code).toBe("invalid_state");
   });

@@ -18,9 +18,10 @@ export function healthFunction(documented: () => FunctionDefinition[]): Function
     ],
     mount(app, service) {
       let spec: ReturnType<typeof buildOpenApi> | undefined;
-      app.get("/openapi.json", (c) =>
-        c.json((spec ??= buildOpenApi(documented(), service.config.publicBaseUrl))),
-      );
+      app.get("/openapi.json", (c) => {
+        spec ??= buildOpenApi(documented(), service.config.publicBaseUrl);
+        return c.json(spec);
+      });
       app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Payment Service API" }));
     },
   };
