@@ -15,7 +15,8 @@ export async function openPglite(dataDir?: string, loadDataDir?: Blob): Promise<
     params?: unknown[],
   ): Promise<QueryResult<T>> => {
     const result = await q.query<T>(sql, params as unknown[]);
-    return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+    // PGlite reports affectedRows 0 for SELECT; node-postgres counts returned rows there.
+    return { rows: result.rows, rowCount: Math.max(result.affectedRows ?? 0, result.rows.length) };
   };
   return {
     driver: "pglite",
