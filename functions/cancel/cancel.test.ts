@@ -10,7 +10,9 @@ afterAll(() => t.close());
 describe("POST /v1/payments/:id/cancel", () => {
   it("cancels with a reason", async () => {
     const { payment } = await orderWithPayment(t);
-    const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`, { body: { reason: "requested_by_customer" } });
+    const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`, {
+      body: { reason: "requested_by_customer" },
+    });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ status: "canceled", cancellation_reason: "requested_by_customer" });
   });
@@ -27,9 +29,10 @@ describe("POST /v1/payments/:id/cancel", () => {
     expect((await t.call("POST", `/v1/payments/${payment.id}/confirm`)).body.status).toBe("requires_capture");
     const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
     expect(res.body.status).toBe("canceled");
-    const voids = await t.service.db.query("SELECT 1 FROM sandbox_charges WHERE payment_id = $1 AND operation = 'cancel'", [
-      payment.id,
-    ]);
+    const voids = await t.service.db.query(
+      "SELECT 1 FROM sandbox_charges WHERE payment_id = $1 AND operation = 'cancel'",
+      [payment.id],
+    );
     expect(voids.rowCount).toBe(1);
   });
 });
@@ -37,7 +40,9 @@ describe("POST /v1/payments/:id/cancel", () => {
 describe("POST /v1/orders/:id/cancel", () => {
   it("cancels the order and its open payments", async () => {
     const { order, payment } = await orderWithPayment(t);
-    const other = await t.call("POST", "/v1/payments", { body: { order_id: order.id, payment_method: "pm_card_mir" } });
+    const other = await t.call("POST", "/v1/payments", {
+      body: { order_id: order.id, payment_method: "pm_card_mir" },
+    });
     const res = await t.call("POST", `/v1/orders/${order.id}/cancel`);
     expect(res.status).toBe(200);
     expect(res.body.status).toBe("canceled");

@@ -36,7 +36,9 @@ describe("POST /v1/payments/:id/confirm", () => {
 
   it("takes a new payment method on confirm", async () => {
     const { payment } = await orderWithPayment(t, { payment_method: "pm_card_chargeDeclined" });
-    const res = await t.call("POST", `/v1/payments/${payment.id}/confirm`, { body: { payment_method: "pm_card_mir" } });
+    const res = await t.call("POST", `/v1/payments/${payment.id}/confirm`, {
+      body: { payment_method: "pm_card_mir" },
+    });
     expect(res.body).toMatchObject({ status: "succeeded", payment_method: "pm_card_mir" });
   });
 
@@ -70,7 +72,9 @@ describe("POST /v1/payments/:id/confirm", () => {
 
   it("two payments of one order confirmed at once: one charge, one succeeded", async () => {
     const { order, payment } = await orderWithPayment(t);
-    const second = await t.call("POST", "/v1/payments", { body: { order_id: order.id, payment_method: "pm_card_visa" } });
+    const second = await t.call("POST", "/v1/payments", {
+      body: { order_id: order.id, payment_method: "pm_card_visa" },
+    });
     const [a, b] = await Promise.all([
       t.call("POST", `/v1/payments/${payment.id}/confirm`),
       t.call("POST", `/v1/payments/${second.body.id}/confirm`),
@@ -86,8 +90,15 @@ describe("POST /v1/payments/:id/confirm", () => {
 
   it("writes an audit row and an outbox event for each change", async () => {
     const { payment } = await orderWithPayment(t);
-    await t.call("POST", `/v1/payments/${payment.id}/confirm`, { headers: { "X-Request-Id": "req-audit-1" } });
-    const audit = await t.service.db.query<{ action: string; status_before: string; status_after: string; request_id: string }>(
+    await t.call("POST", `/v1/payments/${payment.id}/confirm`, {
+      headers: { "X-Request-Id": "req-audit-1" },
+    });
+    const audit = await t.service.db.query<{
+      action: string;
+      status_before: string;
+      status_after: string;
+      request_id: string;
+    }>(
       "SELECT action, status_before, status_after, request_id FROM audit_log WHERE object_id = $1 ORDER BY id",
       [payment.id],
     );
@@ -97,7 +108,10 @@ describe("POST /v1/payments/:id/confirm", () => {
       ["processing", "succeeded"],
     ]);
     expect(audit.rows[2]?.request_id).toBe("req-audit-1");
-    const events = await t.service.db.query<{ type: string }>("SELECT type FROM outbox WHERE subject = $1 ORDER BY seq", [payment.id]);
+    const events = await t.service.db.query<{ type: string }>(
+      "SELECT type FROM outbox WHERE subject = $1 ORDER BY seq",
+      [payment.id],
+    );
     expect(events.rows.map((r) => r.type)).toEqual([
       "io.payment-service.payment.created",
       "io.payment-service.payment.processing",

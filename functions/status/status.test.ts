@@ -71,7 +71,9 @@ describe("keyset pagination over 250 orders", () => {
     let cursor: string | undefined;
     let pages = 0;
     for (;;) {
-      const res = await t.call("GET", `/v1/orders?limit=40${cursor ? `&starting_after=${cursor}` : ""}`, { merchant });
+      const res = await t.call("GET", `/v1/orders?limit=40${cursor ? `&starting_after=${cursor}` : ""}`, {
+        merchant,
+      });
       forward.push(...res.body.data.map((o: { id: string }) => o.id));
       pages++;
       if (!res.body.has_more) break;

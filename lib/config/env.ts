@@ -15,6 +15,8 @@ export const CONFIG_VARIABLES = [
   "POSTGRES_PASSWORD",
   "POSTGRES_DATABASE",
   "POSTGRES_SSL",
+  "POSTGRES_SSL_CA",
+  "DB_SCHEMA",
   "DB_POOL_MAX",
   "DB_CONNECT_TIMEOUT_MS",
   "DB_STATEMENT_TIMEOUT_MS",
@@ -23,6 +25,7 @@ export const CONFIG_VARIABLES = [
   "REDIS_HOST",
   "REDIS_PORT",
   "REDIS_PASSWORD",
+  "REDIS_KEY_PREFIX",
   "JWT_SECRET",
   "JWT_JWKS_URL",
   "JWT_ISSUER",
@@ -67,10 +70,6 @@ const int = (min: number, max: number) =>
     v.maxValue(max),
   );
 const url = v.pipe(v.string(), v.url("must be a URL"));
-const bool = v.pipe(
-  v.picklist(["true", "false", "1", "0", "require", "disable"], "must be true or false"),
-  v.transform((s) => s === "true" || s === "1" || s === "require"),
-);
 
 /** The schema of the raw environment; each entry is optional and gets its default in `loadConfig`. */
 export const EnvSchema = v.object({
@@ -97,7 +96,16 @@ export const EnvSchema = v.object({
   POSTGRES_USERNAME: v.optional(v.string()),
   POSTGRES_PASSWORD: v.optional(v.string()),
   POSTGRES_DATABASE: v.optional(v.string()),
-  POSTGRES_SSL: v.optional(bool),
+  POSTGRES_SSL: v.optional(
+    v.picklist(
+      ["true", "false", "1", "0", "disable", "require", "verify-ca", "verify-full", "no-verify"],
+      "must be true, false or an sslmode (disable, require, verify-ca, verify-full, no-verify)",
+    ),
+  ),
+  POSTGRES_SSL_CA: v.optional(v.string()),
+  DB_SCHEMA: v.optional(
+    v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lower-case identifier")),
+  ),
   DB_POOL_MAX: v.optional(int(1, 200)),
   DB_CONNECT_TIMEOUT_MS: v.optional(int(100, 120_000)),
   DB_STATEMENT_TIMEOUT_MS: v.optional(int(100, 600_000)),
@@ -106,6 +114,9 @@ export const EnvSchema = v.object({
   REDIS_HOST: v.optional(v.string()),
   REDIS_PORT: v.optional(int(1, 65535)),
   REDIS_PASSWORD: v.optional(v.string()),
+  REDIS_KEY_PREFIX: v.optional(
+    v.pipe(v.string(), v.regex(/^[\w:.-]{1,64}$/, "must be 1–64 of [A-Za-z0-9_:.-]")),
+  ),
   JWT_SECRET: v.optional(v.pipe(v.string(), v.minLength(16, "must be at least 16 characters"))),
   JWT_JWKS_URL: v.optional(url),
   JWT_ISSUER: v.optional(v.string()),

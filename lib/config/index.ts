@@ -14,10 +14,24 @@ export interface DbConfig {
   poolMax: number;
   connectTimeoutMs: number;
   statementTimeoutMs: number;
-  ssl: boolean;
+  /** TLS for the pg driver; false means plaintext (loopback, or a private in-cluster network). */
+  ssl: DbTls | false;
   neonWsProxy?: string;
   /** PostgreSQL schema to use (search_path); tests give each run its own. */
   schema?: string;
+}
+
+/** How the server's certificate is checked; sslmode from DATABASE_URL or POSTGRES_SSL decides. */
+export interface DbTls {
+  /** Check the certificate chain; false only for an explicit sslmode=no-verify. */
+  verifyChain: boolean;
+  /** Check that the certificate names the host (all modes but verify-ca and no-verify). */
+  verifyHost: boolean;
+  /** The CA that signed the server's certificate: PEM text or a file path (POSTGRES_SSL_CA or sslrootcert). */
+  ca?: string;
+  /** Client certificate and key files (sslcert, sslkey in the URL). */
+  cert?: string;
+  key?: string;
 }
 
 export interface Config {
@@ -27,6 +41,8 @@ export interface Config {
   functionTarget: FunctionName | "all";
   db: DbConfig;
   redisUrl?: string;
+  /** Prefix of every Redis key, so services (and test runs) sharing one Redis never see each other's keys. */
+  redisKeyPrefix: string;
   auth: {
     secret?: Uint8Array;
     jwksUrl?: string;
@@ -98,6 +114,7 @@ export function loadConfig(raw: NodeJS.ProcessEnv | Env = process.env): Config {
     functionTarget: e.FUNCTION_TARGET ?? "all",
     db,
     redisUrl: redisUrl(e),
+    redisKeyPrefix: e.REDIS_KEY_PREFIX ?? "payments:",
     auth: {
       secret,
       jwksUrl: e.JWT_JWKS_URL,
@@ -176,8 +193,30 @@ function dbConfig(e: ParsedEnv, env: Config["env"]): DbConfig {
     poolMax: e.DB_POOL_MAX ?? 10,
     connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS ?? 3_000,
     statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS ?? 5_000,
-    ssl: e.POSTGRES_SSL ?? (url ? /sslmode=(require|verify)/.test(url) : false),
+    ssl: isPostgresUrl ? dbTls(e, url as string) : false,
     neonWsProxy: e.NEON_WS_PROXY,
+    schema: e.DB_SCHEMA,
+  };
+}
+
+/**
+ * POSTGRES_SSL wins over the URL's sslmode. Every mode that encrypts also verifies the server's certificate and
+ * host name, as node-postgres itself does (a payment service must not send card tokens to an impostor), except
+ * verify-ca (chain only) and the explicit opt-out no-verify; prefer and allow cannot fall back in node-postgres,
+ * so prefer means TLS and allow means none.
+ */
+function dbTls(e: ParsedEnv, url: string): DbTls | false {
+  // The query string alone: a password with unescaped reserved characters would make the whole URL unparseable.
+  const params = new URLSearchParams(url.split("?")[1] ?? "");
+  const setting = e.POSTGRES_SSL ?? params.get("sslmode") ?? "disable";
+  const mode = setting === "true" || setting === "1" ? "verify-full" : setting;
+  if (mode === "disable" || mode === "false" || mode === "0" || mode === "allow") return false;
+  return {
+    verifyChain: mode !== "no-verify",
+    verifyHost: mode !== "no-verify" && mode !== "verify-ca",
+    ca: e.POSTGRES_SSL_CA ?? params.get("sslrootcert") ?? undefined,
+    cert: params.get("sslcert") ?? undefined,
+    key: params.get("sslkey") ?? undefined,
   };
 }
 

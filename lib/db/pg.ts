@@ -1,6 +1,8 @@
+import { readFileSync } from "node:fs";
+import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
-import type { DbConfig } from "../config/index.ts";
-import type { Db, Queryable, QueryResult } from "./db.ts";
+import type { DbConfig, DbTls } from "../config/index.ts";
+import { type Db, isUnavailable, type Queryable, type QueryResult } from "./db.ts";
 
 // int8 as a JS number: amounts are bounded to 99 999 999 999, far inside Number.MAX_SAFE_INTEGER.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -33,10 +35,15 @@ export function poolDb(pool: PoolLike, driver: Db["driver"]): Db {
         await client.query("COMMIT");
         return result;
       } catch (error) {
-        try {
-          await client.query("ROLLBACK");
-        } catch {
-          broken = true; // the connection died mid-transaction: PostgreSQL rolled it back; drop the client
+        // A lost or timed-out connection is dropped, not rolled back: ROLLBACK would wait on the same dead socket
+        // for another query timeout, and PostgreSQL rolls back the transaction of a connection that goes away.
+        broken = isUnavailable(error);
+        if (!broken) {
+          try {
+            await client.query("ROLLBACK");
+          } catch {
+            broken = true;
+          }
         }
         throw error;
       } finally {
@@ -50,16 +57,57 @@ export function poolDb(pool: PoolLike, driver: Db["driver"]): Db {
   };
 }
 
+// TLS is configured from DbConfig.ssl alone; left in the URL, node-postgres would parse these again and replace it.
+const TLS_PARAMS = ["sslmode", "sslrootcert", "sslcert", "sslkey", "uselibpqcompat"];
+
+export function connectionString(url: string | undefined): string | undefined {
+  if (!url?.includes("?")) return url;
+  const [base, query = ""] = url.split("?", 2) as [string, string?];
+  const params = new URLSearchParams(query);
+  for (const name of TLS_PARAMS) params.delete(name);
+  const rest = params.toString();
+  return rest ? `${base}?${rest}` : base;
+}
+
+const pem = (value: string) => (value.includes("-----BEGIN") ? value : readFileSync(value, "utf8"));
+
+export function tlsOptions(tls: DbTls | false): ConnectionOptions | false {
+  if (!tls) return false;
+  return {
+    rejectUnauthorized: tls.verifyChain,
+    // verify-ca: the chain must lead to the CA, the name may differ (a pooler in front of the server).
+    ...(tls.verifyHost ? {} : { checkServerIdentity: () => undefined }),
+    ...(tls.ca ? { ca: pem(tls.ca) } : {}),
+    ...(tls.cert ? { cert: pem(tls.cert) } : {}),
+    ...(tls.key ? { key: pem(tls.key) } : {}),
+  };
+}
+
+/**
+ * Defaults sized for one Knative instance (see lib/config for the numbers):
+ * - `max` connections per instance, so max-scale × max stays under the server's max_connections;
+ * - a short connect timeout: an unreachable database answers 503 + Retry-After within seconds, the client retries
+ *   and the queue-proxy keeps the request budget, instead of requests piling up on a dead pool;
+ * - statement_timeout on the server and a query_timeout a second longer on the client, so a hung server or a
+ *   silently dropped connection cannot hold a request;
+ * - idle connections are closed after 30 s: an idle instance gives its connections back long before Knative
+ *   scales it to zero, and a burst of new instances finds the server's slots free;
+ * - connections are renewed every 5 minutes, so the pool follows a failover or a DNS change without a restart;
+ * - TCP keep-alive notices a connection that a NAT or load balancer dropped silently;
+ * - a transaction left idle (an instance frozen or killed mid-request) is ended by the server, freeing its locks.
+ */
 export function poolOptions(config: DbConfig): pg.PoolConfig {
   return {
-    connectionString: config.url,
+    connectionString: connectionString(config.url),
     max: config.poolMax,
     connectionTimeoutMillis: config.connectTimeoutMs,
     statement_timeout: config.statementTimeoutMs,
-    // A client-side bound too: a dead server must not hold a request past the statement timeout.
     query_timeout: config.statementTimeoutMs + 1_000,
+    idle_in_transaction_session_timeout: config.statementTimeoutMs * 2,
     idleTimeoutMillis: 30_000,
-    ssl: config.ssl ? { rejectUnauthorized: true } : undefined,
+    maxLifetimeSeconds: 300,
+    keepAlive: true,
+    ssl: tlsOptions(config.ssl),
     application_name: "payment-service",
     options: config.schema ? `-c search_path=${config.schema}` : undefined,
   };

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { orderWithPayment, startTestService, type TestService } from "../../test/support/harness.ts";
-import { canTransition, OPERATION_FROM, PAYMENT_STATUSES, type PaymentStatus, TERMINAL_PAYMENT_STATUSES } from "./state-machine.ts";
+import {
+  canTransition,
+  OPERATION_FROM,
+  PAYMENT_STATUSES,
+  type PaymentStatus,
+  TERMINAL_PAYMENT_STATUSES,
+} from "./state-machine.ts";
 
 let t: TestService;
 beforeAll(async () => {
@@ -56,13 +62,16 @@ describe("every (status, operation) pair through the API", () => {
 });
 
 describe("the database enforces the state machine", () => {
-  it.each(TERMINAL_PAYMENT_STATUSES.flatMap((from) => PAYMENT_STATUSES.filter((to) => to !== from).map((to) => [from, to])))(
-    "a %s payment cannot become %s, even by direct SQL",
-    async (from, to) => {
-      const id = await paymentIn(from as PaymentStatus);
-      await expect(t.service.db.query("UPDATE payments SET status = $2 WHERE id = $1", [id, to])).rejects.toThrow(/cannot move/);
-    },
-  );
+  it.each(
+    TERMINAL_PAYMENT_STATUSES.flatMap((from) =>
+      PAYMENT_STATUSES.filter((to) => to !== from).map((to) => [from, to]),
+    ),
+  )("a %s payment cannot become %s, even by direct SQL", async (from, to) => {
+    const id = await paymentIn(from as PaymentStatus);
+    await expect(
+      t.service.db.query("UPDATE payments SET status = $2 WHERE id = $1", [id, to]),
+    ).rejects.toThrow(/cannot move/);
+  });
 
   it("agrees with the table in code", () => {
     expect(canTransition("requires_confirmation", "processing")).toBe(true);
@@ -74,7 +83,9 @@ describe("the database enforces the state machine", () => {
 
   it("allows one succeeded or in-flight payment per order", async () => {
     const { order, payment } = await orderWithPayment(t);
-    const second = await t.call("POST", "/v1/payments", { body: { order_id: order.id, payment_method: "pm_card_visa" } });
+    const second = await t.call("POST", "/v1/payments", {
+      body: { order_id: order.id, payment_method: "pm_card_visa" },
+    });
     await t.call("POST", `/v1/payments/${payment.id}/confirm`);
     expect((await t.call("POST", `/v1/payments/${second.body.id}/confirm`)).status).toBe(409);
     await expect(

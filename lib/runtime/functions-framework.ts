@@ -4,6 +4,7 @@ import { functions } from "../../functions/registry.ts";
 import { loadConfig } from "../config/index.ts";
 import type { FunctionDefinition } from "../http/route.ts";
 import { appFor } from "./apps.ts";
+import { withDevSecret } from "./dev-secret.ts";
 import { createService } from "./service.ts";
 
 type Request = import("express").Request & { rawBody?: Buffer };
@@ -14,7 +15,7 @@ type Response = import("express").Response;
  * it (Cloud Run functions and other FaaS hosts). The framework parses the body before our handler runs, so the
  * Fetch request is rebuilt from req.rawBody. This is the portable path; @hono/node-server is the fast one.
  */
-const service = createService(loadConfig());
+const service = createService(withDevSecret(loadConfig()));
 const apps = new Map<string, Promise<Hono>>();
 
 function appOf(name: FunctionDefinition["name"]): Promise<Hono> {

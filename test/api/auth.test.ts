@@ -1,4 +1,4 @@
-import { generateKeyPair, SignJWT, exportSPKI, UnsecuredJWT } from "jose";
+import { exportSPKI, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestService, TEST_SECRET, type TestService } from "../support/harness.ts";
 
@@ -11,7 +11,13 @@ afterAll(() => t.close());
 const secret = new TextEncoder().encode(TEST_SECRET);
 const now = () => Math.floor(Date.now() / 1000);
 const sign = (claims: Record<string, unknown>, key: Uint8Array = secret) =>
-  new SignJWT({ scope: "payments:read payments:write", sub: "acct_test", iat: now(), exp: now() + 3600, ...claims })
+  new SignJWT({
+    scope: "payments:read payments:write",
+    sub: "acct_test",
+    iat: now(),
+    exp: now() + 3600,
+    ...claims,
+  })
     .setProtectedHeader({ alg: "HS256" })
     .sign(key);
 
@@ -35,7 +41,10 @@ describe("authentication", () => {
   });
 
   it("rejects alg none", async () => {
-    const unsigned = new UnsecuredJWT({ scope: "payments:read" }).setSubject("acct_test").setExpirationTime("1h").encode();
+    const unsigned = new UnsecuredJWT({ scope: "payments:read" })
+      .setSubject("acct_test")
+      .setExpirationTime("1h")
+      .encode();
     await expect401(unsigned);
   });
 
@@ -52,14 +61,22 @@ describe("authentication", () => {
   it("rejects expired, not-yet-valid, missing-exp and subject-less tokens", async () => {
     await expect401(await sign({ exp: Math.floor(Date.now() / 1000) - 120 }));
     await expect401(await sign({ nbf: Math.floor(Date.now() / 1000) + 300 }));
-    const noExp = await new SignJWT({ scope: "payments:read" }).setProtectedHeader({ alg: "HS256" }).setSubject("acct_test").sign(secret);
+    const noExp = await new SignJWT({ scope: "payments:read" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("acct_test")
+      .sign(secret);
     await expect401(noExp);
-    const noSub = await new SignJWT({ scope: "payments:read" }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h").sign(secret);
+    const noSub = await new SignJWT({ scope: "payments:read" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime("1h")
+      .sign(secret);
     await expect401(noSub);
   });
 
   it("accepts nbf within the 30 s leeway", async () => {
-    const res = await t.call("GET", "/v1/orders", { token: await sign({ nbf: Math.floor(Date.now() / 1000) + 10 }) });
+    const res = await t.call("GET", "/v1/orders", {
+      token: await sign({ nbf: Math.floor(Date.now() / 1000) + 10 }),
+    });
     expect(res.status).toBe(200);
   });
 
@@ -73,7 +90,9 @@ describe("authentication", () => {
   });
 
   it("checks iss and aud when configured", async () => {
-    const strict = await startTestService({ env: { JWT_ISSUER: "https://issuer.test", JWT_AUDIENCE: "payments" } });
+    const strict = await startTestService({
+      env: { JWT_ISSUER: "https://issuer.test", JWT_AUDIENCE: "payments" },
+    });
     try {
       const good = await new SignJWT({ scope: "payments:read" })
         .setProtectedHeader({ alg: "HS256" })
@@ -108,12 +127,19 @@ describe("authentication", () => {
 describe("scopes", () => {
   it("needs payments:write for POST and payments:read for GET (scope or scp)", async () => {
     const readOnly = await t.token("acct_test", ["payments:read"]);
-    const post = await t.call("POST", "/v1/orders", { token: readOnly, body: { amount: 1, currency: "USD" } });
+    const post = await t.call("POST", "/v1/orders", {
+      token: readOnly,
+      body: { amount: 1, currency: "USD" },
+    });
     expect(post.status).toBe(403);
     expect(post.body.code).toBe("insufficient_scope");
     const writeOnly = await t.token("acct_test", ["payments:write"]);
     expect((await t.call("GET", "/v1/orders", { token: writeOnly })).status).toBe(403);
-    const scp = await new SignJWT({ scp: ["payments:read"] }).setProtectedHeader({ alg: "HS256" }).setSubject("acct_test").setExpirationTime("1h").sign(secret);
+    const scp = await new SignJWT({ scp: ["payments:read"] })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("acct_test")
+      .setExpirationTime("1h")
+      .sign(secret);
     expect((await t.call("GET", "/v1/orders", { token: scp })).status).toBe(200);
   });
 });

@@ -27,8 +27,12 @@ describe("Idempotency-Key", () => {
   it("replays errors too (a 4xx is a final answer)", async () => {
     const { payment } = await orderWithPayment(t);
     await t.call("POST", `/v1/payments/${payment.id}/cancel`);
-    const a = await t.call("POST", `/v1/payments/${payment.id}/confirm`, { idempotencyKey: "confirm-canceled" });
-    const b = await t.call("POST", `/v1/payments/${payment.id}/confirm`, { idempotencyKey: "confirm-canceled" });
+    const a = await t.call("POST", `/v1/payments/${payment.id}/confirm`, {
+      idempotencyKey: "confirm-canceled",
+    });
+    const b = await t.call("POST", `/v1/payments/${payment.id}/confirm`, {
+      idempotencyKey: "confirm-canceled",
+    });
     expect(a.status).toBe(409);
     expect(b.status).toBe(409);
     expect(b.headers.get("idempotent-replayed")).toBe("true");
@@ -36,7 +40,10 @@ describe("Idempotency-Key", () => {
 
   it("answers 422 when the key is reused with a different body, path or method", async () => {
     await t.call("POST", "/v1/orders", { body: { amount: 1, currency: "USD" }, idempotencyKey: "reuse" });
-    const otherBody = await t.call("POST", "/v1/orders", { body: { amount: 2, currency: "USD" }, idempotencyKey: "reuse" });
+    const otherBody = await t.call("POST", "/v1/orders", {
+      body: { amount: 2, currency: "USD" },
+      idempotencyKey: "reuse",
+    });
     expect(otherBody.status).toBe(422);
     expect(otherBody.body.code).toBe("idempotency_key_reused");
     const otherPath = await t.call("POST", "/v1/payments", {
@@ -51,9 +58,18 @@ describe("Idempotency-Key", () => {
     await t.service.db.query(
       `INSERT INTO idempotency_keys (merchant_id, key, request_hash, locked_until, expires_at)
        VALUES ('acct_test', 'in-flight', $1, now() + interval '1 minute', now() + interval '1 day')`,
-      [(await import("../../lib/http/idempotency.ts")).requestFingerprint("POST", "/v1/orders", '{"amount":5,"currency":"USD"}')],
+      [
+        (await import("../../lib/http/idempotency.ts")).requestFingerprint(
+          "POST",
+          "/v1/orders",
+          '{"amount":5,"currency":"USD"}',
+        ),
+      ],
     );
-    const res = await t.call("POST", "/v1/orders", { body: '{"amount":5,"currency":"USD"}', idempotencyKey: "in-flight" });
+    const res = await t.call("POST", "/v1/orders", {
+      body: '{"amount":5,"currency":"USD"}',
+      idempotencyKey: "in-flight",
+    });
     expect(res.status).toBe(409);
     expect(res.body.code).toBe("idempotency_key_in_use");
     expect(res.headers.get("retry-after")).toBeTruthy();
@@ -73,7 +89,10 @@ describe("Idempotency-Key", () => {
   });
 
   it("rejects a key that is not printable ASCII or too long", async () => {
-    const res = await t.call("POST", "/v1/orders", { body: { amount: 1, currency: "USD" }, idempotencyKey: "k".repeat(256) });
+    const res = await t.call("POST", "/v1/orders", {
+      body: { amount: 1, currency: "USD" },
+      idempotencyKey: "k".repeat(256),
+    });
     expect(res.status).toBe(400);
     expect(res.body.errors[0].path).toBe("header.Idempotency-Key");
   });

@@ -46,8 +46,16 @@ describe("tenant isolation", () => {
 
   it("scopes idempotency keys per merchant", async () => {
     const body = { amount: 100, currency: "EUR" };
-    const a = await t.call("POST", "/v1/orders", { merchant: "acct_alice", body, idempotencyKey: "shared-key" });
-    const b = await t.call("POST", "/v1/orders", { merchant: "acct_bob", body, idempotencyKey: "shared-key" });
+    const a = await t.call("POST", "/v1/orders", {
+      merchant: "acct_alice",
+      body,
+      idempotencyKey: "shared-key",
+    });
+    const b = await t.call("POST", "/v1/orders", {
+      merchant: "acct_bob",
+      body,
+      idempotencyKey: "shared-key",
+    });
     expect(a.status).toBe(201);
     expect(b.status).toBe(201);
     expect(b.headers.get("idempotent-replayed")).toBeNull();
