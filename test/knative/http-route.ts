@@ -46,13 +46,17 @@ export function matchingRules(route: Obj, host: string, method: string, requestP
   arrAt(route, "spec.rules").forEach((rule, index) => {
     const matches = arrAt(rule, "matches");
     const matched =
-      matches.length === 0 ? pathMatches("PathPrefix", "/", requestPath) : matches.some((m) => matchMatches(m, method, requestPath));
+      matches.length === 0
+        ? pathMatches("PathPrefix", "/", requestPath)
+        : matches.some((m) => matchMatches(m, method, requestPath));
     if (!matched) return;
     const rewrite = arrAt(rule, "filters").find((f) => strAt(f, "type") === "URLRewrite");
     targets.push({
       rule: index,
       rewriteHost: strAt(rewrite, "urlRewrite.hostname"),
-      backends: arrAt(rule, "backendRefs").map((b) => `${strAt(b, "namespace") ?? ""}/${strAt(b, "name") ?? ""}:${String(isObj(b) ? b.port : "")}`),
+      backends: arrAt(rule, "backendRefs").map(
+        (b) => `${strAt(b, "namespace") ?? ""}/${strAt(b, "name") ?? ""}:${String(isObj(b) ? b.port : "")}`,
+      ),
     });
   });
   return targets;
@@ -62,6 +66,12 @@ export function matchingRules(route: Obj, host: string, method: string, requestP
 export function concretePath(honoPath: string): string {
   return honoPath
     .split("/")
-    .map((segment) => (segment.startsWith(":") ? `${segment.slice(1).replace(/[{}?].*$/, "")}_123` : segment === "*" ? "any" : segment))
+    .map((segment) =>
+      segment.startsWith(":")
+        ? `${segment.slice(1).replace(/[{}?].*$/, "")}_123`
+        : segment === "*"
+          ? "any"
+          : segment,
+    )
     .join("/");
 }

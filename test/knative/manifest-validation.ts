@@ -41,7 +41,10 @@ type Schema =
   | { t: "map"; of: Schema }
   | { t: "object"; fields: Record<string, Schema>; required?: readonly string[] };
 
-const str = (extra: { pattern?: RegExp; enum?: readonly string[] } = {}): Schema => ({ t: "string", ...extra });
+const str = (extra: { pattern?: RegExp; enum?: readonly string[] } = {}): Schema => ({
+  t: "string",
+  ...extra,
+});
 const int = (min?: number, max?: number): Schema => ({ t: "int", min, max });
 const arr = (of: Schema, min?: number, max?: number): Schema => ({ t: "array", of, min, max });
 const obj = (fields: Record<string, Schema>, required: readonly string[] = []): Schema => ({
@@ -54,12 +57,17 @@ function check(value: unknown, schema: Schema, at: string, errors: string[]): vo
   switch (schema.t) {
     case "string":
       if (typeof value !== "string") errors.push(`${at} must be a string`);
-      else if (schema.pattern && !schema.pattern.test(value)) errors.push(`${at} "${value}" does not match ${schema.pattern}`);
-      else if (schema.enum && !schema.enum.includes(value)) errors.push(`${at} "${value}" is not one of ${schema.enum.join(", ")}`);
+      else if (schema.pattern && !schema.pattern.test(value))
+        errors.push(`${at} "${value}" does not match ${schema.pattern}`);
+      else if (schema.enum && !schema.enum.includes(value))
+        errors.push(`${at} "${value}" is not one of ${schema.enum.join(", ")}`);
       return;
     case "int":
       if (typeof value !== "number" || !Number.isInteger(value)) errors.push(`${at} must be an integer`);
-      else if ((schema.min !== undefined && value < schema.min) || (schema.max !== undefined && value > schema.max))
+      else if (
+        (schema.min !== undefined && value < schema.min) ||
+        (schema.max !== undefined && value > schema.max)
+      )
         errors.push(`${at} ${value} is out of range`);
       return;
     case "bool":
@@ -70,8 +78,10 @@ function check(value: unknown, schema: Schema, at: string, errors: string[]): vo
         errors.push(`${at} must be a list`);
         return;
       }
-      if (schema.min !== undefined && value.length < schema.min) errors.push(`${at} needs at least ${schema.min} items`);
-      if (schema.max !== undefined && value.length > schema.max) errors.push(`${at} allows at most ${schema.max} items`);
+      if (schema.min !== undefined && value.length < schema.min)
+        errors.push(`${at} needs at least ${schema.min} items`);
+      if (schema.max !== undefined && value.length > schema.max)
+        errors.push(`${at} allows at most ${schema.max} items`);
       value.forEach((item, i) => {
         check(item, schema.of, `${at}[${i}]`, errors);
       });
@@ -117,13 +127,26 @@ const typeMeta = (apiVersion: string, kind: string) => ({
 
 // Gateway API v1 (standard channel) HTTPRoute, the fields a route may carry.
 const parentRef = obj(
-  { group: str(), kind: str(), namespace: str({ pattern: dnsLabel }), name: str(), sectionName: str(), port: int(1, 65535) },
+  {
+    group: str(),
+    kind: str(),
+    namespace: str({ pattern: dnsLabel }),
+    name: str(),
+    sectionName: str(),
+    port: int(1, 65535),
+  },
   ["name"],
 );
 const httpMethods = ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"] as const;
-const headerMatch = obj({ type: str({ enum: ["Exact", "RegularExpression"] }), name: str(), value: str() }, ["name", "value"]);
+const headerMatch = obj({ type: str({ enum: ["Exact", "RegularExpression"] }), name: str(), value: str() }, [
+  "name",
+  "value",
+]);
 const routeMatch = obj({
-  path: obj({ type: str({ enum: ["Exact", "PathPrefix", "RegularExpression"] }), value: str({ pattern: /^\// }) }),
+  path: obj({
+    type: str({ enum: ["Exact", "PathPrefix", "RegularExpression"] }),
+    value: str({ pattern: /^\// }),
+  }),
   method: str({ enum: httpMethods }),
   headers: arr(headerMatch, 0, 16),
   queryParams: arr(headerMatch, 0, 16),
@@ -136,12 +159,23 @@ const headerModifier = obj({
 const routeFilter = obj(
   {
     type: str({
-      enum: ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "RequestRedirect", "URLRewrite", "ExtensionRef"],
+      enum: [
+        "RequestHeaderModifier",
+        "ResponseHeaderModifier",
+        "RequestMirror",
+        "RequestRedirect",
+        "URLRewrite",
+        "ExtensionRef",
+      ],
     }),
     urlRewrite: obj({
       hostname: str({ pattern: hostname }),
       path: obj(
-        { type: str({ enum: ["ReplaceFullPath", "ReplacePrefixMatch"] }), replaceFullPath: str(), replacePrefixMatch: str() },
+        {
+          type: str({ enum: ["ReplaceFullPath", "ReplacePrefixMatch"] }),
+          replaceFullPath: str(),
+          replacePrefixMatch: str(),
+        },
         ["type"],
       ),
     }),
@@ -189,7 +223,15 @@ const referenceGrant = obj(
     ...typeMeta("gateway.networking.k8s.io/v1beta1", "ReferenceGrant"),
     spec: obj(
       {
-        from: arr(obj({ group: str(), kind: str(), namespace: str({ pattern: dnsLabel }) }, ["group", "kind", "namespace"]), 1, 16),
+        from: arr(
+          obj({ group: str(), kind: str(), namespace: str({ pattern: dnsLabel }) }, [
+            "group",
+            "kind",
+            "namespace",
+          ]),
+          1,
+          16,
+        ),
         to: arr(obj({ group: str(), kind: str(), name: str() }, ["group", "kind"]), 1, 16),
       },
       ["from", "to"],
@@ -227,7 +269,8 @@ function httpRouteRules(doc: Obj, errors: string[]): void {
   const rules = (doc.spec as Obj).rules as Obj[];
   rules.forEach((rule, i) => {
     for (const filter of (rule.filters as Obj[] | undefined) ?? []) {
-      if (filter.type === "URLRewrite" && !filter.urlRewrite) errors.push(`rules[${i}]: URLRewrite filter without urlRewrite`);
+      if (filter.type === "URLRewrite" && !filter.urlRewrite)
+        errors.push(`rules[${i}]: URLRewrite filter without urlRewrite`);
     }
     for (const ref of (rule.backendRefs as Obj[] | undefined) ?? []) {
       const isService = (ref.kind ?? "Service") === "Service" && (ref.group ?? "") === "";
@@ -323,7 +366,8 @@ export function knativeTemplateProblems(ksvc: Obj): string[] {
   const template = (ksvc.spec as Obj | undefined)?.template as Obj | undefined;
   const spec = template?.spec as Obj | undefined;
   if (!spec) return ["spec.template.spec is missing"];
-  for (const key of Object.keys(spec)) if (!KNATIVE_POD_FIELDS.has(key)) problems.push(`pod field ${key} is not allowed`);
+  for (const key of Object.keys(spec))
+    if (!KNATIVE_POD_FIELDS.has(key)) problems.push(`pod field ${key} is not allowed`);
   const containers = (spec.containers as Obj[] | undefined) ?? [];
   if (containers.length !== 1) problems.push(`expected one container, found ${containers.length}`);
   for (const container of containers) {
@@ -332,7 +376,8 @@ export function knativeTemplateProblems(ksvc: Obj): string[] {
     for (const key of Object.keys((container.securityContext as Obj | undefined) ?? {}))
       if (!KNATIVE_SECURITY_CONTEXT_FIELDS.has(key)) problems.push(`securityContext.${key} is not allowed`);
     for (const env of (container.env as Obj[] | undefined) ?? [])
-      if (KNATIVE_RESERVED_ENV.has(String(env.name))) problems.push(`env ${String(env.name)} is reserved by Knative`);
+      if (KNATIVE_RESERVED_ENV.has(String(env.name)))
+        problems.push(`env ${String(env.name)} is reserved by Knative`);
     const ports = (container.ports as Obj[] | undefined) ?? [];
     if (ports.length > 1) problems.push("at most one port");
     for (const port of ports)

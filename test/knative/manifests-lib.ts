@@ -43,7 +43,8 @@ export function strAt(value: unknown, dotted: string): string | undefined {
 export function stringMap(value: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   if (!isObj(value)) return out;
-  for (const [key, entry] of Object.entries(value)) out[key] = typeof entry === "string" ? entry : String(entry);
+  for (const [key, entry] of Object.entries(value))
+    out[key] = typeof entry === "string" ? entry : String(entry);
   return out;
 }
 

@@ -7,8 +7,9 @@ import os from "node:os";
 import path from "node:path";
 import * as v from "valibot";
 import { afterAll, describe, expect, it } from "vitest";
+import { functionDefinitions } from "../../functions/registry.ts";
 import { CONFIG_VARIABLES, EnvSchema, REQUIRED_IN_PRODUCTION } from "../../lib/config/env.ts";
-import { functionDefinitions } from "./registry-copy.ts";
+import { contractRoutes, type FunctionRoutes } from "./api-routes.ts";
 import { concretePath, matchingRules } from "./http-route.ts";
 import { knativeTemplateProblems, validateManifest } from "./manifest-validation.ts";
 import {
@@ -75,7 +76,14 @@ interface Expectation {
   gatewayAccess: boolean;
 }
 
-const warmPaymentPath = (warm: number) => ({ create: warm, confirm: warm, cancel: 0, status: 0, webhook: 0, health: 0 });
+const warmPaymentPath = (warm: number) => ({
+  create: warm,
+  confirm: warm,
+  cancel: 0,
+  status: 0,
+  webhook: 0,
+  health: 0,
+});
 const seedResources = { requests: { cpu: "200m", memory: "256Mi" }, limits: { cpu: "1000m", memory: "1Gi" } };
 const devResources = { requests: { cpu: "50m", memory: "128Mi" }, limits: { cpu: "500m", memory: "512Mi" } };
 const dev: Expectation = {
@@ -125,7 +133,8 @@ const targets: Expectation[] = [
 const kustomize = findKustomize();
 const renders = new Map<string, Obj[]>();
 function rendered(dir: string): Obj[] {
-  if (!kustomize) throw new Error("no kustomize: install kubectl (it embeds kustomize) or the kustomize binary");
+  if (!kustomize)
+    throw new Error("no kustomize: install kubectl (it embeds kustomize) or the kustomize binary");
   let docs = renders.get(dir);
   if (!docs) {
     docs = render(kustomize, path.join(knativeDir, dir));
@@ -201,7 +210,8 @@ describe("manifest files", () => {
       if (isKustomization(file) || patches.has(file.file)) continue;
       for (const doc of file.docs) {
         validated++;
-        for (const problem of validateManifest(doc)) problems.push(`${file.file}: ${identify(doc)}: ${problem}`);
+        for (const problem of validateManifest(doc))
+          problems.push(`${file.file}: ${identify(doc)}: ${problem}`);
       }
     }
     expect(problems).toEqual([]);
@@ -233,6 +243,12 @@ describe("manifest files", () => {
     expect(services).toEqual(functionFolders);
     expect(functionDefinitions.map((d) => d.name).sort()).toEqual(functionFolders);
   });
+});
+
+describe("functions and manifests agree", () => {
+  // Enable once the webhook function registers its routes and health its /internal ones: compare every
+  // contractRoutes entry with functionDefinitions and expect nothing missing.
+  it.todo("every function registers the routes the HTTPRoute, the Triggers and the PingSources send it");
 });
 
 describe.each(targets)("$dir", (target) => {
@@ -268,7 +284,10 @@ describe.each(targets)("$dir", (target) => {
       expect(image).toBe(IMAGE);
       expect(target.imageTag(tag), `${name(ksvc)} image tag ${tag}`).toBe(true);
       expect(arrAt(c, "env")).toContainEqual({ name: "FUNCTION_TARGET", value: name(ksvc) });
-      expect(arrAt(c, "envFrom")).toEqual([{ configMapRef: { name: CONFIG_MAP } }, { secretRef: { name: SECRET } }]);
+      expect(arrAt(c, "envFrom")).toEqual([
+        { configMapRef: { name: CONFIG_MAP } },
+        { secretRef: { name: SECRET } },
+      ]);
       expect(get(ksvc, "spec.template.spec.serviceAccountName")).toBe("payment-service");
       expect(get(ksvc, "spec.template.spec.enableServiceLinks")).toBe(false);
     }
@@ -299,17 +318,21 @@ describe.each(targets)("$dir", (target) => {
       const concurrency = Number(get(ksvc, "spec.template.spec.containerConcurrency"));
       expect(concurrency).toBe(READ_MOSTLY.has(name(ksvc)) ? 100 : 50);
       expect(templateAnnotation(ksvc, "autoscaling.knative.dev/metric")).toBe("concurrency");
-      expect(Number(templateAnnotation(ksvc, "autoscaling.knative.dev/target"))).toBe(Math.round(concurrency * 0.7));
+      expect(Number(templateAnnotation(ksvc, "autoscaling.knative.dev/target"))).toBe(
+        Math.round(concurrency * 0.7),
+      );
       // Knative multiplies target by this percentage: 100 keeps the 70 % from being applied twice.
       expect(templateAnnotation(ksvc, "autoscaling.knative.dev/target-utilization-percentage")).toBe("100");
       expect(Number(templateAnnotation(ksvc, "autoscaling.knative.dev/max-scale"))).toBe(target.maxScale);
       const minScale = Number(templateAnnotation(ksvc, "autoscaling.knative.dev/min-scale"));
       minScales[name(ksvc)] = minScale;
-      expect(Number(templateAnnotation(ksvc, "autoscaling.knative.dev/initial-scale"))).toBeGreaterThanOrEqual(
-        Math.max(minScale, 1),
-      );
+      expect(
+        Number(templateAnnotation(ksvc, "autoscaling.knative.dev/initial-scale")),
+      ).toBeGreaterThanOrEqual(Math.max(minScale, 1));
       if (minScale === 0)
-        expect(templateAnnotation(ksvc, "autoscaling.knative.dev/scale-to-zero-pod-retention-period")).toMatch(/^\d+[sm]$/);
+        expect(
+          templateAnnotation(ksvc, "autoscaling.knative.dev/scale-to-zero-pod-retention-period"),
+        ).toMatch(/^\d+[sm]$/);
       // Also the pod's grace period: ~30 s of queue-proxy draining, then ~20 s of the app's own shutdown.
       const timeout = Number(get(ksvc, "spec.template.spec.timeoutSeconds"));
       expect(timeout).toBeGreaterThanOrEqual(50);
@@ -321,7 +344,9 @@ describe.each(targets)("$dir", (target) => {
   it("protects the warm services with PodDisruptionBudgets that still let nodes drain", () => {
     const pdbs = ofKind(docs(), "policy", "PodDisruptionBudget");
     const protectedServices = pdbs.map((pdb) => {
-      const selected = functions().filter((ksvc) => selectorMatches(get(pdb, "spec.selector"), podLabelsOf(ksvc)));
+      const selected = functions().filter((ksvc) =>
+        selectorMatches(get(pdb, "spec.selector"), podLabelsOf(ksvc)),
+      );
       expect(selected.length, name(pdb)).toBe(1);
       const ksvc = selected[0] as Obj;
       const minScale = Number(templateAnnotation(ksvc, "autoscaling.knative.dev/min-scale"));
@@ -338,7 +363,9 @@ describe.each(targets)("$dir", (target) => {
     expect(Object.keys(data).filter((k) => !known.has(k))).toEqual([]);
     expect(Object.keys(data).filter((k) => SECRET_VARIABLES.includes(k))).toEqual([]);
     const parsed = v.safeParse(EnvSchema, data);
-    expect(parsed.success ? [] : parsed.issues.map((i) => `${String(i.path?.[0]?.key)}: ${i.message}`)).toEqual([]);
+    expect(
+      parsed.success ? [] : parsed.issues.map((i) => `${String(i.path?.[0]?.key)}: ${i.message}`),
+    ).toEqual([]);
     expect(data.NODE_ENV).toBe(target.nodeEnv);
     expect(data.DB_DRIVER).toBe(target.dbDriver);
     expect(data.POSTGRES_HOST, "a real PostgreSQL in every environment").toBeTruthy();
@@ -373,11 +400,16 @@ describe.each(targets)("$dir", (target) => {
       return fn;
     }
 
-    it("routes every public route to its own function's cluster-local host, and nothing internal", () => {
-      const usedRules = new Set<number>();
+    /** Checks each route against the HTTPRoute; returns the rules used and how many routes were (not) public. */
+    function checkRouting(definitions: FunctionRoutes[]): {
+      used: Set<number>;
+      publicRoutes: number;
+      privateRoutes: number;
+    } {
+      const used = new Set<number>();
       let publicRoutes = 0;
       let privateRoutes = 0;
-      for (const definition of functionDefinitions) {
+      for (const definition of definitions) {
         for (const r of definition.routes) {
           const requestPath = concretePath(r.path);
           const matched = matchingRules(route(), host(), r.method, requestPath);
@@ -392,13 +424,23 @@ describe.each(targets)("$dir", (target) => {
           expect(matched.length, `${what} must match exactly one rule`).toBe(1);
           const rule = matched[0];
           expect(rule?.rewriteHost, what).toBe(`${expected}.${NAMESPACE}.svc.cluster.local`);
-          if (rule) usedRules.add(rule.rule);
+          if (rule) used.add(rule.rule);
         }
       }
-      expect(publicRoutes).toBeGreaterThanOrEqual(18);
-      expect(privateRoutes).toBeGreaterThanOrEqual(3);
+      return { used, publicRoutes, privateRoutes };
+    }
+
+    it("routes every route of the API contract to its own function's cluster-local host, and nothing internal", () => {
+      const { used, publicRoutes, privateRoutes } = checkRouting(contractRoutes);
+      expect(publicRoutes).toBe(19);
+      expect(privateRoutes).toBe(3);
       // No rule routes something no function serves.
-      expect(usedRules.size).toBe(arrAt(route(), "spec.rules").length);
+      expect(used.size).toBe(arrAt(route(), "spec.rules").length);
+    });
+
+    it("routes every route the functions register to its own function, and nothing internal", () => {
+      const { publicRoutes } = checkRouting(functionDefinitions);
+      expect(publicRoutes).toBeGreaterThan(0);
     });
 
     it("answers nothing for paths outside the API", () => {
@@ -418,7 +460,9 @@ describe.each(targets)("$dir", (target) => {
     });
 
     it("rewrites only to function Services, through a backend the ReferenceGrant allows", () => {
-      const functionHosts = new Set(functions().map((ksvc) => `${name(ksvc)}.${NAMESPACE}.svc.cluster.local`));
+      const functionHosts = new Set(
+        functions().map((ksvc) => `${name(ksvc)}.${NAMESPACE}.svc.cluster.local`),
+      );
       const grants = ofKind(docs(), "gateway.networking.k8s.io", "ReferenceGrant");
       let granted = 0;
       for (const rule of arrAt(route(), "spec.rules")) {
@@ -435,7 +479,9 @@ describe.each(targets)("$dir", (target) => {
                 (f) => strAt(f, "kind") === "HTTPRoute" && strAt(f, "namespace") === NAMESPACE,
               ) &&
               arrAt(g, "spec.to").some(
-                (t) => strAt(t, "kind") === "Service" && [undefined, strAt(backend, "name")].includes(strAt(t, "name")),
+                (t) =>
+                  strAt(t, "kind") === "Service" &&
+                  [undefined, strAt(backend, "name")].includes(strAt(t, "name")),
               ),
           );
           expect(allowed, `backend ${backendNs}/${strAt(backend, "name")}`).toBe(true);
@@ -452,11 +498,18 @@ describe.each(targets)("$dir", (target) => {
 
   describe("eventing", () => {
     const resolves = (ref: unknown): boolean =>
-      docs().some((d) => d.kind === strAt(ref, "kind") && d.apiVersion === strAt(ref, "apiVersion") && name(d) === strAt(ref, "name"));
+      docs().some(
+        (d) =>
+          d.kind === strAt(ref, "kind") &&
+          d.apiVersion === strAt(ref, "apiVersion") &&
+          name(d) === strAt(ref, "name"),
+      );
 
     it("uses the expected broker class and a config that exists", () => {
       const broker = one(docs(), "eventing.knative.dev", "Broker", "payment-events");
-      expect(annotation(broker, "metadata.annotations", "eventing.knative.dev/broker.class")).toBe(target.brokerClass);
+      expect(annotation(broker, "metadata.annotations", "eventing.knative.dev/broker.class")).toBe(
+        target.brokerClass,
+      );
       const config = objAt(broker, "spec.config");
       expect(config.kind).toBe("ConfigMap");
       if (target.brokerClass === "Kafka") {
@@ -475,11 +528,21 @@ describe.each(targets)("$dir", (target) => {
       expect(triggers.map((t) => strAt(t, "spec.filter.attributes.provider")).sort()).toEqual(PROVIDERS);
       for (const trigger of triggers) {
         expect(strAt(trigger, "spec.broker")).toBe("payment-events");
-        expect(strAt(trigger, "spec.filter.attributes.type")).toBe("io.payment-service.provider.notification");
+        expect(strAt(trigger, "spec.filter.attributes.type")).toBe(
+          "io.payment-service.provider.notification",
+        );
         const subscriber = get(trigger, "spec.subscriber.ref");
-        expect(subscriber).toEqual({ apiVersion: "serving.knative.dev/v1", kind: "Service", name: "webhook" });
+        expect(subscriber).toEqual({
+          apiVersion: "serving.knative.dev/v1",
+          kind: "Service",
+          name: "webhook",
+        });
         expect(resolves(subscriber)).toBe(true);
-        expect(get(trigger, "spec.delivery")).toMatchObject({ retry: 10, backoffPolicy: "exponential", backoffDelay: "PT0.5S" });
+        expect(get(trigger, "spec.delivery")).toMatchObject({
+          retry: 10,
+          backoffPolicy: "exponential",
+          backoffDelay: "PT0.5S",
+        });
         const deadLetter = get(trigger, "spec.delivery.deadLetterSink.ref");
         expect(strAt(deadLetter, "kind")).toBe(target.deadLetterKind);
         expect(resolves(deadLetter), `${name(trigger)} dead-letter sink`).toBe(true);
@@ -489,9 +552,14 @@ describe.each(targets)("$dir", (target) => {
     it("binds K_SINK to exactly the functions that write the outbox", () => {
       const [binding, ...others] = ofKind(docs(), "sources.knative.dev", "SinkBinding");
       expect(others).toEqual([]);
-      expect(get(binding, "spec.subject")).toMatchObject({ apiVersion: "serving.knative.dev/v1", kind: "Service" });
+      expect(get(binding, "spec.subject")).toMatchObject({
+        apiVersion: "serving.knative.dev/v1",
+        kind: "Service",
+      });
       const bound = knativeServices(docs())
-        .filter((ksvc) => selectorMatches(get(binding, "spec.subject.selector"), stringMap(get(ksvc, "metadata.labels"))))
+        .filter((ksvc) =>
+          selectorMatches(get(binding, "spec.subject.selector"), stringMap(get(ksvc, "metadata.labels"))),
+        )
         .map(name)
         .sort();
       expect(bound).toEqual(OUTBOX_WRITERS);
@@ -503,12 +571,18 @@ describe.each(targets)("$dir", (target) => {
     });
 
     it("pings health's internal routes on schedule", () => {
-      const healthRoutes = functionDefinitions.find((d) => d.name === "health")?.routes ?? [];
+      const healthRoutes = contractRoutes.find((d) => d.name === "health")?.routes ?? [];
       const pings = ofKind(docs(), "sources.knative.dev", "PingSource");
-      const byUri = Object.fromEntries(pings.map((p) => [strAt(p, "spec.sink.uri"), strAt(p, "spec.schedule")]));
+      const byUri = Object.fromEntries(
+        pings.map((p) => [strAt(p, "spec.sink.uri"), strAt(p, "spec.schedule")]),
+      );
       expect(byUri).toEqual({ "/internal/outbox/drain": "* * * * *", "/internal/reconcile": "*/5 * * * *" });
       for (const ping of pings) {
-        expect(get(ping, "spec.sink.ref")).toEqual({ apiVersion: "serving.knative.dev/v1", kind: "Service", name: "health" });
+        expect(get(ping, "spec.sink.ref")).toEqual({
+          apiVersion: "serving.knative.dev/v1",
+          kind: "Service",
+          name: "health",
+        });
         expect(healthRoutes).toContainEqual({ method: "POST", path: strAt(ping, "spec.sink.uri") });
       }
     });
@@ -522,15 +596,22 @@ describe.each(targets)("$dir", (target) => {
       const namespaces = arrAt(policy, "spec.ingress")
         .flatMap((rule) => arrAt(rule, "from"))
         .map((peer) => stringMap(get(peer, "namespaceSelector.matchLabels"))["kubernetes.io/metadata.name"]);
-      const routeBackends = arrAt(one(docs(), "gateway.networking.k8s.io", "HTTPRoute", "payment-api"), "spec.rules")
+      const routeBackends = arrAt(
+        one(docs(), "gateway.networking.k8s.io", "HTTPRoute", "payment-api"),
+        "spec.rules",
+      )
         .flatMap((rule) => arrAt(rule, "backendRefs"))
         .map((b) => strAt(b, "namespace"));
-      expect(namespaces).toEqual(expect.arrayContaining(["knative-serving", "knative-eventing", ...routeBackends]));
+      expect(namespaces).toEqual(
+        expect.arrayContaining(["knative-serving", "knative-eventing", ...routeBackends]),
+      );
       expect(namespaces).toContain("monitoring");
       const egressPorts = arrAt(policy, "spec.egress").flatMap((rule) =>
         arrAt(rule, "ports").map((p) => `${strAt(p, "protocol")}/${String(get(p, "port"))}`),
       );
-      expect(egressPorts).toEqual(expect.arrayContaining(["UDP/53", "TCP/5432", "TCP/6379", "TCP/443", "TCP/8080", "TCP/4318"]));
+      expect(egressPorts).toEqual(
+        expect.arrayContaining(["UDP/53", "TCP/5432", "TCP/6379", "TCP/443", "TCP/8080", "TCP/4318"]),
+      );
       const migrate = one(docs(), "batch", "Job", "payment-service-migrate");
       const migratePod = stringMap(get(migrate, "spec.template.metadata.labels"));
       expect(selectorMatches(get(policy, "spec.podSelector"), migratePod)).toBe(false);
@@ -554,7 +635,9 @@ describe.each(targets)("$dir", (target) => {
           expect(reaches, policyName).toBe(true);
         }
         const wsproxyContainer = arrAt(wsproxy, "spec.template.spec.containers")[0];
-        const env = Object.fromEntries(arrAt(wsproxyContainer, "env").map((e) => [strAt(e, "name"), strAt(e, "value")]));
+        const env = Object.fromEntries(
+          arrAt(wsproxyContainer, "env").map((e) => [strAt(e, "name"), strAt(e, "value")]),
+        );
         expect(env.ALLOW_ADDR_REGEX).toBe(`^${configMap().POSTGRES_HOST}:${configMap().POSTGRES_PORT}$`);
       });
     }
@@ -565,7 +648,10 @@ describe.each(targets)("$dir", (target) => {
     const c = arrAt(job, "spec.template.spec.containers")[0];
     expect(get(c, "command")).toEqual(["node", "dist/migrate.js"]);
     expect(strAt(c, "image")).toBe(strAt(container(functions()[0] as Obj), "image"));
-    expect(arrAt(c, "envFrom")).toEqual([{ configMapRef: { name: CONFIG_MAP } }, { secretRef: { name: SECRET } }]);
+    expect(arrAt(c, "envFrom")).toEqual([
+      { configMapRef: { name: CONFIG_MAP } },
+      { secretRef: { name: SECRET } },
+    ]);
     expect(label(job, "app.kubernetes.io/component")).toBe("migration");
   });
 });
@@ -594,10 +680,17 @@ describe("production with the reconcile CronJob component", () => {
     expect(strAt(c, "image")).toBe(strAt(container(functionServices(docs)[0] as Obj), "image"));
     expect(get(cronJob, "spec.concurrencyPolicy")).toBe("Forbid");
     const binding = one(docs, "sources.knative.dev", "SinkBinding", "payment-events-reconcile");
-    expect(get(binding, "spec.subject")).toEqual({ apiVersion: "batch/v1", kind: "CronJob", name: "payment-service-reconcile" });
+    expect(get(binding, "spec.subject")).toEqual({
+      apiVersion: "batch/v1",
+      kind: "CronJob",
+      name: "payment-service-reconcile",
+    });
     const policy = one(docs, "networking.k8s.io", "NetworkPolicy", "payment-reconcile");
     expect(
-      selectorMatches(get(policy, "spec.podSelector"), stringMap(get(cronJob, "spec.jobTemplate.spec.template.metadata.labels"))),
+      selectorMatches(
+        get(policy, "spec.podSelector"),
+        stringMap(get(cronJob, "spec.jobTemplate.spec.template.metadata.labels")),
+      ),
     ).toBe(true);
   });
 });

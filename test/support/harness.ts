@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { inject } from "vitest";
 import type { Cache } from "../../lib/cache/cache.ts";
-import { type Config, loadConfig } from "../../lib/config/index.ts";
 import type { Env } from "../../lib/config/env.ts";
+import { type Config, loadConfig } from "../../lib/config/index.ts";
 import type { Db } from "../../lib/db/db.ts";
 import { migrate } from "../../lib/db/migrate.ts";
 import { openPglite } from "../../lib/db/pglite.ts";
@@ -47,12 +47,18 @@ export interface CallOptions {
 export interface TestResponse {
   status: number;
   headers: Headers;
-  body: any; // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON bodies
+  body: any;
 }
 
 /** The whole service in-process (all functions), on the embedded backends unless a db/cache is given. */
 export async function startTestService(
-  options: { env?: Env; db?: Db; cache?: Cache; target?: Config["functionTarget"] | FunctionDefinition["name"] } = {},
+  options: {
+    env?: Env;
+    db?: Db;
+    cache?: Cache;
+    target?: Config["functionTarget"] | FunctionDefinition["name"];
+  } = {},
 ): Promise<TestService> {
   const config = loadConfig({
     NODE_ENV: "test",
@@ -62,7 +68,11 @@ export async function startTestService(
     ...options.env,
   });
   const db = options.db ?? (await openTestDb());
-  const service = await createService(config, { db, cache: options.cache, migrate: options.db !== undefined });
+  const service = await createService(config, {
+    db,
+    cache: options.cache,
+    migrate: options.db !== undefined,
+  });
   const app = appFor(service, options.target ?? "all");
   const secret = config.auth.secret as Uint8Array;
   const tokens = new Map<string, Promise<string>>();
@@ -70,7 +80,11 @@ export async function startTestService(
     const key = `${merchantId}|${scopes?.join(" ")}`;
     let t = tokens.get(key);
     if (!t) {
-      t = mintToken(secret, merchantId, { scopes, issuer: config.auth.issuer, audience: config.auth.audience });
+      t = mintToken(secret, merchantId, {
+        scopes,
+        issuer: config.auth.issuer,
+        audience: config.auth.audience,
+      });
       tokens.set(key, t);
     }
     return t;
@@ -108,7 +122,13 @@ export async function startTestService(
 /** Creates an order and a payment for it; returns both. */
 export async function orderWithPayment(
   t: TestService,
-  options: { amount?: number; currency?: string; payment_method?: string; capture_method?: string; merchant?: string } = {},
+  options: {
+    amount?: number;
+    currency?: string;
+    payment_method?: string;
+    capture_method?: string;
+    merchant?: string;
+  } = {},
 ) {
   const order = await t.call("POST", "/v1/orders", {
     merchant: options.merchant,
