@@ -369,7 +369,7 @@ describe.each(targets)("$dir", (target) => {
     expect(data.NODE_ENV).toBe(target.nodeEnv);
     expect(data.DB_DRIVER).toBe(target.dbDriver);
     expect(data.POSTGRES_HOST, "a real PostgreSQL in every environment").toBeTruthy();
-    if (target.dbDriver === "neon") expect(data.NEON_WS_PROXY).toMatch(/^[a-z0-9.-]+:\d+$/);
+    if (target.dbDriver === "neon") expect(data.NEON_WS_PROXY).toMatch(/^ws:\/\/[a-z0-9.-]+:\d+\/v1$/);
   });
 
   it("provides every variable production requires", () => {
@@ -626,7 +626,9 @@ describe.each(targets)("$dir", (target) => {
         const service = one(docs(), "", "Service", "wsproxy");
         expect(selectorMatches({ matchLabels: get(service, "spec.selector") }, wsproxyPod)).toBe(true);
         const port = get(arrAt(service, "spec.ports")[0], "port");
-        expect(configMap().NEON_WS_PROXY).toBe(`wsproxy.${NAMESPACE}.svc.cluster.local:${String(port)}`);
+        expect(configMap().NEON_WS_PROXY).toBe(
+          `ws://wsproxy.${NAMESPACE}.svc.cluster.local:${String(port)}/v1`,
+        );
         for (const policyName of ["payment-functions", "payment-migrate"]) {
           const policy = one(docs(), "networking.k8s.io", "NetworkPolicy", policyName);
           const reaches = arrAt(policy, "spec.egress").some((rule) =>
