@@ -1,4 +1,5 @@
 import { Scalar } from "@scalar/hono-api-reference";
+import { mountOutboxRoutes, OUTBOX_ROUTES } from "../../lib/events/internal-routes.ts";
 import { buildOpenApi } from "../../lib/http/openapi.ts";
 import type { FunctionDefinition } from "../../lib/http/route.ts";
 
@@ -15,6 +16,7 @@ export function healthFunction(documented: () => FunctionDefinition[]): Function
       { method: "GET", path: "/ready" },
       { method: "GET", path: "/openapi.json" },
       { method: "GET", path: "/docs" },
+      ...OUTBOX_ROUTES,
     ],
     mount(app, service) {
       let spec: ReturnType<typeof buildOpenApi> | undefined;
@@ -23,6 +25,7 @@ export function healthFunction(documented: () => FunctionDefinition[]): Function
         return c.json(spec);
       });
       app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Payment Service API" }));
+      mountOutboxRoutes(app, service);
     },
   };
 }

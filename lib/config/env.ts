@@ -36,6 +36,12 @@ export const CONFIG_VARIABLES = [
   "PROVIDER_ROUTES",
   "SANDBOX_WEBHOOK_SECRET",
   "SANDBOX_LATENCY_MS",
+  "SANDBOX_ASYNC_DELAY_MS",
+  "PROVIDER_TIMEOUT_MS",
+  "PROVIDER_RETRIES",
+  "PROVIDER_CIRCUIT_THRESHOLD",
+  "PROVIDER_CIRCUIT_RESET_SECONDS",
+  "PROVIDER_CONCURRENCY",
   "STRIPE_SECRET_KEY",
   "STRIPE_WEBHOOK_SECRET",
   "STRIPE_API_BASE",
@@ -48,10 +54,17 @@ export const CONFIG_VARIABLES = [
   "RECONCILE_AFTER_SECONDS",
   "K_SINK",
   "K_CE_OVERRIDES",
+  "OUTBOX_POLL_INTERVAL_MS",
   "OTEL_EXPORTER_OTLP_ENDPOINT",
   "OTEL_SERVICE_NAME",
   "OTEL_METRICS_EXPORTER",
   "OTEL_TRACES_EXPORTER",
+  "OTEL_METRIC_EXPORT_INTERVAL",
+  "OTEL_RESOURCE_ATTRIBUTES",
+  "POD_NAME",
+  "POD_NAMESPACE",
+  "K_SERVICE",
+  "K_REVISION",
 ] as const;
 
 /** Variables production refuses to start without; `A|B` means one of them. */
@@ -70,6 +83,8 @@ const int = (min: number, max: number) =>
     v.maxValue(max),
   );
 const url = v.pipe(v.string(), v.url("must be a URL"));
+// One exporter per signal: the SDK is only loaded when one of them is otlp or console.
+const otelExporter = v.picklist(["otlp", "console", "none"], "must be otlp, console or none");
 
 /** The schema of the raw environment; each entry is optional and gets its default in `loadConfig`. */
 export const EnvSchema = v.object({
@@ -127,6 +142,12 @@ export const EnvSchema = v.object({
   PROVIDER_ROUTES: v.optional(v.string()),
   SANDBOX_WEBHOOK_SECRET: v.optional(v.string()),
   SANDBOX_LATENCY_MS: v.optional(int(0, 60_000)),
+  SANDBOX_ASYNC_DELAY_MS: v.optional(int(0, 3_600_000)),
+  PROVIDER_TIMEOUT_MS: v.optional(int(100, 120_000)),
+  PROVIDER_RETRIES: v.optional(int(0, 10)),
+  PROVIDER_CIRCUIT_THRESHOLD: v.optional(int(1, 1_000)),
+  PROVIDER_CIRCUIT_RESET_SECONDS: v.optional(int(1, 3_600)),
+  PROVIDER_CONCURRENCY: v.optional(int(1, 10_000)),
   STRIPE_SECRET_KEY: v.optional(v.string()),
   STRIPE_WEBHOOK_SECRET: v.optional(v.string()),
   STRIPE_API_BASE: v.optional(url),
@@ -138,9 +159,42 @@ export const EnvSchema = v.object({
   PUBLIC_BASE_URL: v.optional(url),
   RECONCILE_AFTER_SECONDS: v.optional(int(1, 86_400)),
   K_SINK: v.optional(url),
-  K_CE_OVERRIDES: v.optional(v.string()),
+  K_CE_OVERRIDES: v.optional(
+    v.pipe(
+      v.string(),
+      v.check(
+        validCeOverrides,
+        'must be JSON like {"extensions":{"name":"value"}} (lower-case a-z0-9 names)',
+      ),
+    ),
+  ),
+  OUTBOX_POLL_INTERVAL_MS: v.optional(int(0, 3_600_000)),
   OTEL_EXPORTER_OTLP_ENDPOINT: v.optional(url),
   OTEL_SERVICE_NAME: v.optional(v.string()),
-  OTEL_METRICS_EXPORTER: v.optional(v.string()),
-  OTEL_TRACES_EXPORTER: v.optional(v.string()),
+  OTEL_METRICS_EXPORTER: v.optional(otelExporter),
+  OTEL_TRACES_EXPORTER: v.optional(otelExporter),
+  OTEL_METRIC_EXPORT_INTERVAL: v.optional(int(1_000, 3_600_000)),
+  OTEL_RESOURCE_ATTRIBUTES: v.optional(
+    v.pipe(v.string(), v.regex(/^[^=,]+=[^,]*(,[^=,]+=[^,]*)*$/, "must look like key=value,key=value")),
+  ),
+  POD_NAME: v.optional(v.string()),
+  POD_NAMESPACE: v.optional(v.string()),
+  K_SERVICE: v.optional(v.string()),
+  K_REVISION: v.optional(v.string()),
 });
+
+/** Knative's K_CE_OVERRIDES: only `extensions`, names as CloudEvents allows them, string values. */
+function validCeOverrides(value: string): boolean {
+  try {
+    const parsed = JSON.parse(value) as { extensions?: unknown };
+    const extensions = parsed?.extensions ?? {};
+    return (
+      typeof extensions === "object" &&
+      extensions !== null &&
+      !Array.isArray(extensions) &&
+      Object.entries(extensions).every(([k, v]) => /^[a-z0-9]{1,20}$/.test(k) && typeof v === "string")
+    );
+  } catch {
+    return false;
+  }
+}

@@ -55,15 +55,43 @@ export interface Config {
   idempotencyTtlSeconds: number;
   providers: {
     routes?: string;
-    sandbox: { webhookSecret: string; latencyMs: number };
+    sandbox: { webhookSecret: string; latencyMs: number; asyncDelayMs: number };
+    /** Per provider and instance: timeout per attempt, retries, circuit breaker, concurrent calls. */
+    resilience: {
+      timeoutMs: number;
+      retries: number;
+      circuitThreshold: number;
+      circuitResetSeconds: number;
+      concurrency: number;
+    };
     stripe?: { secretKey: string; webhookSecret?: string; apiBase?: string };
     yookassa?: { shopId: string; secretKey: string; apiBase?: string; allowedIps?: string };
   };
   trustedProxies?: string;
   publicBaseUrl: string;
   reconcileAfterSeconds: number;
-  events: { sink?: string; ceOverrides?: string };
-  otel: { endpoint?: string; serviceName?: string };
+  /** sink: K_SINK (set by a SinkBinding); pollIntervalMs: the dispatcher's timer, 0 = only on commit and drain. */
+  events: { sink?: string; ceOverrides?: string; pollIntervalMs: number };
+  otel: OtelConfig;
+}
+
+/**
+ * OpenTelemetry export. A signal is on when its OTEL_*_EXPORTER says so, or, unset, when an OTLP endpoint is
+ * configured; with both off the SDK is never loaded.
+ */
+export interface OtelConfig {
+  endpoint?: string;
+  serviceName?: string;
+  traces: "otlp" | "console" | "none";
+  metrics: "otlp" | "console" | "none";
+  metricExportIntervalMs: number;
+  /** OTEL_RESOURCE_ATTRIBUTES, raw. */
+  resourceAttributes?: string;
+  /** Downward API values (POD_NAME, POD_NAMESPACE) and Knative's own K_SERVICE / K_REVISION. */
+  podName?: string;
+  podNamespace?: string;
+  knativeService?: string;
+  knativeRevision?: string;
 }
 
 export class ConfigError extends Error {
@@ -129,6 +157,15 @@ export function loadConfig(raw: NodeJS.ProcessEnv | Env = process.env): Config {
       sandbox: {
         webhookSecret: e.SANDBOX_WEBHOOK_SECRET ?? "whsec_sandbox_development",
         latencyMs: e.SANDBOX_LATENCY_MS ?? 0,
+        asyncDelayMs: e.SANDBOX_ASYNC_DELAY_MS ?? 2_000,
+      },
+      resilience: {
+        timeoutMs: e.PROVIDER_TIMEOUT_MS ?? 10_000,
+        retries: e.PROVIDER_RETRIES ?? 2,
+        circuitThreshold: e.PROVIDER_CIRCUIT_THRESHOLD ?? 5,
+        circuitResetSeconds: e.PROVIDER_CIRCUIT_RESET_SECONDS ?? 30,
+        // Above a function's containerConcurrency (50): the bulkhead guards against a pile-up, not normal load.
+        concurrency: e.PROVIDER_CONCURRENCY ?? 64,
       },
       stripe: e.STRIPE_SECRET_KEY
         ? {
@@ -150,8 +187,24 @@ export function loadConfig(raw: NodeJS.ProcessEnv | Env = process.env): Config {
     trustedProxies: e.TRUSTED_PROXIES,
     publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://localhost:${port}`).replace(/\/$/, ""),
     reconcileAfterSeconds: e.RECONCILE_AFTER_SECONDS ?? 60,
-    events: { sink: e.K_SINK, ceOverrides: e.K_CE_OVERRIDES },
-    otel: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
+    events: {
+      sink: e.K_SINK,
+      ceOverrides: e.K_CE_OVERRIDES,
+      pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS ?? 5_000,
+    },
+    otel: {
+      endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,
+      serviceName: e.OTEL_SERVICE_NAME,
+      traces: e.OTEL_TRACES_EXPORTER ?? (e.OTEL_EXPORTER_OTLP_ENDPOINT ? "otlp" : "none"),
+      metrics: e.OTEL_METRICS_EXPORTER ?? (e.OTEL_EXPORTER_OTLP_ENDPOINT ? "otlp" : "none"),
+      // Shorter than the OpenTelemetry default (60 s): a scale-to-zero instance may live less than a minute.
+      metricExportIntervalMs: e.OTEL_METRIC_EXPORT_INTERVAL ?? 15_000,
+      resourceAttributes: e.OTEL_RESOURCE_ATTRIBUTES,
+      podName: e.POD_NAME,
+      podNamespace: e.POD_NAMESPACE,
+      knativeService: e.K_SERVICE,
+      knativeRevision: e.K_REVISION,
+    },
   };
 }
 
@@ -188,9 +241,10 @@ function dbConfig(e: ParsedEnv, env: Config["env"]): DbConfig {
     driver,
     url: isPostgresUrl ? url : undefined,
     dataDir,
-    // A Knative instance serves up to containerConcurrency requests at once but most of a request's time is
-    // spent outside the database; 10 connections per instance × max-scale 20 stays under PostgreSQL's default 100.
-    poolMax: e.DB_POOL_MAX ?? 10,
+    // Small on purpose: Knative runs many small instances (six services × up to 20 each), and their pools add
+    // up at the server (6 × 20 × 5 = 600 at full scale, so put PgBouncer or Neon's pooler in front). A request
+    // holds a connection only for its few statements, never across a provider call, so 5 keep one core busy.
+    poolMax: e.DB_POOL_MAX ?? 5,
     connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS ?? 3_000,
     statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS ?? 5_000,
     ssl: isPostgresUrl ? dbTls(e, url as string) : false,

@@ -34,8 +34,12 @@ export function isUnavailable(error: unknown): boolean {
   const code = sqlState(error);
   if (code && /^(08|57P0|53)/.test(code)) return true; // connection exception, admin shutdown, insufficient resources
   if (code === "57014") return true; // statement timeout / query canceled
-  const message = error instanceof Error ? error.message : "";
-  return /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|timeout|Connection terminated|Client has encountered a connection error|not queryable|closed/i.test(
-    message,
+  // The Neon driver rejects with the WebSocket's ErrorEvent, not an Error: read any message it carries.
+  const message = (error as { message?: unknown } | null)?.message;
+  return (
+    typeof message === "string" &&
+    /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|timeout|Connection terminated|Client has encountered a connection error|not queryable|closed|Unexpected server response: 5\d\d|attempts to open a WebSocket/i.test(
+      message,
+    )
   );
 }

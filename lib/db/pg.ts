@@ -24,6 +24,12 @@ export function poolDb(pool: PoolLike, driver: Db["driver"]): Db {
     async transaction(fn) {
       const client = await pool.connect();
       let broken = false;
+      // A connection that dies between two statements (server restart, pg_terminate_backend) makes the client emit
+      // "error" with no one listening, which would crash the process: the next statement fails instead.
+      const onError = () => {
+        broken = true;
+      };
+      client.on("error", onError);
       try {
         await client.query("BEGIN");
         const result = await fn({
@@ -37,7 +43,7 @@ export function poolDb(pool: PoolLike, driver: Db["driver"]): Db {
       } catch (error) {
         // A lost or timed-out connection is dropped, not rolled back: ROLLBACK would wait on the same dead socket
         // for another query timeout, and PostgreSQL rolls back the transaction of a connection that goes away.
-        broken = isUnavailable(error);
+        broken ||= isUnavailable(error);
         if (!broken) {
           try {
             await client.query("ROLLBACK");
@@ -47,6 +53,7 @@ export function poolDb(pool: PoolLike, driver: Db["driver"]): Db {
         }
         throw error;
       } finally {
+        client.off("error", onError);
         client.release(broken);
       }
     },
@@ -76,7 +83,7 @@ export function tlsOptions(tls: DbTls | false): ConnectionOptions | false {
   return {
     rejectUnauthorized: tls.verifyChain,
     // verify-ca: the chain must lead to the CA, the name may differ (a pooler in front of the server).
-    ...(tls.verifyHost ? {} : { checkServerIdentity: () => undefined }),
+    ...(tls.verifyChain && !tls.verifyHost ? { checkServerIdentity: () => undefined } : {}),
     ...(tls.ca ? { ca: pem(tls.ca) } : {}),
     ...(tls.cert ? { cert: pem(tls.cert) } : {}),
     ...(tls.key ? { key: pem(tls.key) } : {}),

@@ -2,19 +2,23 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { isUnavailable } from "../db/db.ts";
 import type { Actor, ServiceContext } from "../payments/context.ts";
+import { providerReadiness } from "../providers/readiness.ts";
 import { metrics } from "../telemetry/metrics.ts";
+import { startRequestSpan } from "../telemetry/tracing.ts";
 import { createAuthenticator, requireScope } from "./auth.ts";
 import { clientIp, parseList } from "./client-ip.ts";
 import { ApiError } from "./errors.ts";
 import { createIdempotencyStore, requestFingerprint, validIdempotencyKey } from "./idempotency.ts";
+import { createIdempotencyLock } from "./idempotency-lock.ts";
 import { probeRoutes } from "./probes.ts";
 import { problemResponse } from "./problem.ts";
-import { createRateLimiter, type RateLimiterFactory } from "./rate-limit.ts";
+import { createRateLimiter, limitersFor, type RateLimiterFactory } from "./rate-limit.ts";
 import { requestIdFrom, validTraceparent } from "./request-id.ts";
 import type { FunctionDefinition, RouteSpec } from "./route.ts";
-import { findPans, parseWith } from "./validate.ts";
+import { findPans, MAX_JSON_DEPTH, parseWith, tooDeep } from "./validate.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
+const PROBE_PATHS = new Set(["/health", "/ready", "/metrics"]);
 
 export interface AppOptions {
   rateLimiters?: RateLimiterFactory;
@@ -31,29 +35,42 @@ type Env = { Variables: { requestId: string; traceparent?: string; route: string
 export function buildApp(service: ServiceContext, functions: FunctionDefinition[], options: AppOptions = {}) {
   const app = new Hono<Env>();
   const authenticate = createAuthenticator(service.config.auth);
-  const rateLimit = createRateLimiter(service.config.rateLimit, options.rateLimiters);
+  const rateLimit = createRateLimiter(
+    service.config.rateLimit,
+    options.rateLimiters ?? limitersFor(service.cache),
+    service.log,
+  );
   const idempotency = createIdempotencyStore(service.db, service.config.idempotencyTtlSeconds);
+  const idempotencyLock = createIdempotencyLock(service.cache);
   const trustedProxies = parseList(service.config.trustedProxies);
   const defaultFunction = functions.length === 1 ? (functions[0]?.name ?? "all") : "all";
 
   app.use("*", async (c, next) => {
     const started = performance.now();
     const requestId = requestIdFrom(c.req.header("x-request-id"));
+    // The server span; its traceparent (the caller's while tracing is off) goes on to events and provider calls.
+    const callerTraceparent = validTraceparent(c.req.header("traceparent"));
+    const probe = PROBE_PATHS.has(c.req.path);
+    const span = startRequestSpan(c.req.method, c.req.raw.headers, callerTraceparent, !probe);
     c.set("requestId", requestId);
-    c.set("traceparent", validTraceparent(c.req.header("traceparent")));
-    c.set("route", "unmatched");
+    c.set("traceparent", span.traceparent);
+    // Labels and span names take the route template, never the raw path: ids in paths would be a new series each.
+    c.set("route", probe ? c.req.path : "unmatched");
     c.set("fn", defaultFunction);
-    await next();
+    await span.run(next);
     c.header("X-Request-Id", requestId);
     const route = c.get("route");
+    span.end(route, c.res.status);
     const labels = { function: c.get("fn"), method: c.req.method, route };
     const seconds = (performance.now() - started) / 1000;
     metrics.httpRequests.inc({ ...labels, status: String(c.res.status) });
     metrics.httpDuration.observe(labels, seconds);
-    if (service.log.isLevelEnabled("info") && route !== "/health" && route !== "/metrics") {
+    // Probes run every few seconds per instance: logged only when they fail.
+    const quiet = probe && c.res.status < 400;
+    if (service.log.isLevelEnabled("info") && !quiet) {
       service.log.info({
         request_id: requestId,
-        trace_id: c.get("traceparent")?.slice(3, 35),
+        trace_id: span.traceId,
         method: c.req.method,
         route,
         status: c.res.status,
@@ -83,7 +100,7 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     problemResponse(c, new ApiError("not_found", `No route for ${c.req.method} ${c.req.path}.`)),
   );
 
-  const probes = probeRoutes(service, options.readiness);
+  const probes = probeRoutes(service, options.readiness ?? (() => providerReadiness(service.providers)));
   app.use("/health", async (c, next) => {
     c.set("route", "/health");
     await next();
@@ -141,6 +158,11 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     let body: unknown;
     if (spec.body) {
       const json = parseJson(rawBody);
+      if (tooDeep(json)) {
+        throw new ApiError("validation_failed", "The request body nests too deeply.", {
+          errors: [{ path: "body", message: `must nest at most ${MAX_JSON_DEPTH} levels` }],
+        });
+      }
       const pans = findPans(json);
       if (pans.length > 0)
         throw new ApiError(
@@ -177,25 +199,31 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
       });
     }
     const fingerprint = requestFingerprint(c.req.method, c.req.path, rawBody);
-    const claim = await idempotency.claim(principal.merchantId, key, fingerprint);
-    if (claim.kind === "replay") {
-      metrics.idempotencyReplays.inc({ function: fnName });
-      const contentType = claim.response.status >= 400 ? "application/problem+json" : "application/json";
-      return new Response(claim.response.body, {
-        status: claim.response.status,
-        headers: { "Content-Type": contentType, "Idempotent-Replayed": "true" },
-      });
-    }
-    let response: Response;
+    // Redis answers duplicates of a request in flight; PostgreSQL decides everything else.
+    const releaseLock = await idempotencyLock.acquire(principal.merchantId, key, fingerprint);
     try {
-      response = await run();
-    } catch (error) {
-      await idempotency.complete(principal.merchantId, key, { status: 500, body: "" }).catch(() => {});
-      throw error;
+      const claim = await idempotency.claim(principal.merchantId, key, fingerprint);
+      if (claim.kind === "replay") {
+        metrics.idempotencyReplays.inc({ function: fnName });
+        const contentType = claim.response.status >= 400 ? "application/problem+json" : "application/json";
+        return new Response(claim.response.body, {
+          status: claim.response.status,
+          headers: { "Content-Type": contentType, "Idempotent-Replayed": "true" },
+        });
+      }
+      let response: Response;
+      try {
+        response = await run();
+      } catch (error) {
+        await idempotency.complete(principal.merchantId, key, { status: 500, body: "" }).catch(() => {});
+        throw error;
+      }
+      const text = await response.clone().text();
+      await idempotency.complete(principal.merchantId, key, { status: response.status, body: text });
+      return response;
+    } finally {
+      await releaseLock();
     }
-    const text = await response.clone().text();
-    await idempotency.complete(principal.merchantId, key, { status: response.status, body: text });
-    return response;
   }
 }
 

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { readOutboxLag } from "../events/outbox-store.ts";
 import type { ServiceContext } from "../payments/context.ts";
 import { metrics, registry } from "../telemetry/metrics.ts";
 
@@ -57,14 +58,7 @@ export function probeRoutes(
 }
 
 export async function outboxLagSeconds(service: ServiceContext): Promise<number> {
-  const { rows } = await service.db.query<{ lag: number | null; pending: number }>(
-    `SELECT EXTRACT(EPOCH FROM now() - (SELECT created_at FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT 1))::float8 AS lag,
-            (SELECT count(*) FROM outbox WHERE sent_at IS NULL)::int AS pending`,
-  );
-  const row = rows[0];
-  metrics.outboxLag.set(row?.lag ?? 0);
-  metrics.outboxPending.set(row?.pending ?? 0);
-  return row?.lag ?? 0;
+  return (await readOutboxLag(service.db)).lagSeconds;
 }
 
 /** Gauges that are read from the database at scrape time, so every instance reports the same truth. */

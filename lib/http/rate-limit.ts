@@ -2,9 +2,13 @@ import {
   BurstyRateLimiter,
   type RateLimiterAbstract,
   RateLimiterMemory,
+  RateLimiterRedis,
   RateLimiterRes,
 } from "rate-limiter-flexible";
+import type { Cache } from "../cache/cache.ts";
+import { isRedisCache } from "../cache/index.ts";
 import type { Config } from "../config/index.ts";
+import type { Logger } from "../telemetry/logger.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { ApiError } from "./errors.ts";
 
@@ -21,11 +25,28 @@ export type RateLimiterFactory = (opts: {
 export const memoryLimiters: RateLimiterFactory = (opts) => new RateLimiterMemory(opts);
 
 /**
+ * Limits shared by every instance through Redis. When Redis is unreachable the limiter rejects at once
+ * (`rejectIfRedisNotReady`, no offline queue) and the request is let through: see the store-error branch below.
+ */
+export function limitersFor(cache: Cache): RateLimiterFactory {
+  if (!isRedisCache(cache)) return memoryLimiters;
+  return (opts) => new RateLimiterRedis({ ...opts, storeClient: cache.client, rejectIfRedisNotReady: true });
+}
+
+// One warning per this many milliseconds while the store is failing, not one per request.
+const STORE_WARNING_INTERVAL_MS = 10_000;
+
+/**
  * Per-key token-bucket-like limit: RATE_LIMIT_RPS sustained, RATE_LIMIT_BURST at once. rate-limiter-flexible's
  * BurstyRateLimiter pairs a per-second limiter with a slower burst allowance. Keys are merchants after auth and
  * client addresses before it.
  */
-export function createRateLimiter(limits: Config["rateLimit"], factory: RateLimiterFactory = memoryLimiters) {
+export function createRateLimiter(
+  limits: Config["rateLimit"],
+  factory: RateLimiterFactory = memoryLimiters,
+  log?: Logger,
+) {
+  let warnedAt = 0;
   const make = (scope: string) =>
     new BurstyRateLimiter(
       factory({ keyPrefix: `rl:${scope}`, points: limits.rps, duration: 1 }),
@@ -52,6 +73,13 @@ export function createRateLimiter(limits: Config["rateLimit"], factory: RateLimi
       }
       // The limiter's store failed (Redis down): fail open rather than refuse payments.
       metrics.rateLimited.inc({ scope: `${scope}_store_error` });
+      if (Date.now() - warnedAt > STORE_WARNING_INTERVAL_MS) {
+        warnedAt = Date.now();
+        log?.warn(
+          { scope, err: rejection instanceof Error ? rejection.message : String(rejection) },
+          "rate limit store unavailable; requests are not rate limited until it is back",
+        );
+      }
       return { headers: {} };
     }
   };

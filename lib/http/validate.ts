@@ -20,6 +20,21 @@ export function parseWith<S extends v.GenericSchema>(
   return result.output;
 }
 
+// Request bodies of this API nest two levels; anything far deeper is an attack on recursive code, not data.
+export const MAX_JSON_DEPTH = 32;
+
+/** True when a parsed JSON value nests deeper than the limit; iterative, so hostile depth cannot exhaust the stack. */
+export function tooDeep(value: unknown, limit = MAX_JSON_DEPTH): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop() as [unknown, number];
+    if (item === null || typeof item !== "object") continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** Finds string values that hold a card number (PCI DSS: a PAN must never reach storage or logs). */
 export function findPans(value: unknown, path = ""): FieldError[] {
   if (typeof value === "string") {

@@ -8,6 +8,7 @@ import {
   type ProviderOutcome,
   providerIdempotencyKey,
 } from "../providers/provider.ts";
+import { failoverProvider } from "../providers/routing.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import type { VerbContext } from "./context.ts";
 import { findPayment } from "./payments.ts";
@@ -35,7 +36,7 @@ export async function confirmPayment(
   input: ConfirmInput,
 ): Promise<PaymentObject> {
   const started = performance.now();
-  const payment = await beginProviderOperation(ctx, id, "confirm", (tx) =>
+  const begun = await beginProviderOperation(ctx, id, "confirm", (tx) =>
     tx.query<PaymentRow>(
       `UPDATE payments SET status = 'processing', attempt = attempt + 1,
          payment_method = COALESCE($3, payment_method), return_url = COALESCE($4, return_url),
@@ -44,11 +45,36 @@ export async function confirmPayment(
       [id, ctx.actor.merchantId, input.payment_method ?? null, input.return_url ?? null],
     ),
   );
+  const payment = await routeFirstAttempt(ctx, begun);
   const provider = providerOf(ctx, payment);
   const key = providerIdempotencyKey(payment.id, "authorize", payment.attempt);
   return finishProviderOperation(ctx, payment, "confirm", "requires_confirmation", started, () =>
     provider.authorize(toProviderPayment(payment), key),
   );
+}
+
+/**
+ * A payment never sent to any provider whose provider's circuit is open goes to the next provider of its
+ * currency's route (PROVIDER_ROUTES "RUB=yookassa|sandbox") instead of failing fast.
+ */
+async function routeFirstAttempt(ctx: VerbContext, payment: PaymentRow): Promise<PaymentRow> {
+  const target = failoverProvider(ctx.providers, {
+    provider: payment.provider,
+    currency: payment.currency,
+    previousAttempts: payment.attempt - 1,
+  });
+  if (!target) return payment;
+  const { rows } = await ctx.db.query<PaymentRow>(
+    `UPDATE payments SET provider = $2, updated_at = now()
+     WHERE id = $1 AND status = 'processing' AND attempt = 1 RETURNING *`,
+    [payment.id, target],
+  );
+  await invalidateStatusCache(ctx, "payment", payment.id);
+  ctx.log.warn(
+    { payment_id: payment.id, from: payment.provider, to: target },
+    "provider down; payment routed on",
+  );
+  return rows[0] ?? payment;
 }
 
 /** Captures an authorized payment, fully or partly (never more than authorized). */
@@ -77,7 +103,9 @@ export async function capturePayment(ctx: VerbContext, id: string, amount?: numb
   });
   const provider = providerOf(ctx, payment);
   const captureAmount = amount ?? payment.amount_capturable;
-  const key = providerIdempotencyKey(payment.id, "capture", payment.attempt);
+  // The amount is part of the key: a capture refused for one amount may be retried for another, while a repeat of
+  // the same capture (same amount) gets the provider's first answer.
+  const key = providerIdempotencyKey(payment.id, "capture", `${payment.attempt}.${captureAmount}`);
   return finishProviderOperation(ctx, payment, "capture", "requires_capture", started, () =>
     provider.capture(toProviderPayment(payment), captureAmount, key),
   );
@@ -168,10 +196,16 @@ async function finishProviderOperation(
         revertOutcome(revertTo, payment),
         `payment.${operation}.revert`,
       );
-      throw new ApiError("provider_unavailable", `The payment provider is unavailable: ${error.message}`, {
-        status: error.retryAfterSeconds !== undefined ? 503 : 502,
-        retryAfter: error.retryAfterSeconds,
-      });
+      // The provider's own message stays in the log: it can name accounts, keys or internals.
+      ctx.log.warn({ payment_id: payment.id, provider, err: error.message }, "provider did not act");
+      const open = error.retryAfterSeconds !== undefined;
+      throw new ApiError(
+        "provider_unavailable",
+        open
+          ? `The payment provider is unavailable; nothing was charged. Retry after ${error.retryAfterSeconds} s.`
+          : "The payment provider could not process the request; nothing was charged.",
+        { status: open ? 503 : 502, retryAfter: error.retryAfterSeconds },
+      );
     }
     // The provider may have acted: the payment stays processing until reconciliation asks it.
     ctx.log.warn(

@@ -1,6 +1,7 @@
 import type { Cache } from "../cache/cache.ts";
 import type { Config } from "../config/index.ts";
 import type { Db } from "../db/db.ts";
+import type { OutboxDispatcher } from "../events/dispatcher.ts";
 import type { PaymentProvider, ProviderName } from "../providers/provider.ts";
 import type { Logger } from "../telemetry/logger.ts";
 
@@ -21,6 +22,8 @@ export interface ServiceContext {
   clock: () => Date;
   /** Wakes the outbox dispatcher after a commit that wrote events. */
   onEventsWritten: () => void;
+  /** Sends the outbox to K_SINK; absent without a sink (events then stay in the outbox, see GET /internal/outbox). */
+  outbox?: OutboxDispatcher;
 }
 
 /** Who is asking, for one request. */

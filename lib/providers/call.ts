@@ -1,4 +1,5 @@
 import { metrics } from "../telemetry/metrics.ts";
+import { withClientSpan } from "../telemetry/tracing.ts";
 import { ProviderError, type ProviderName } from "./provider.ts";
 
 /** Runs one provider call with its latency and outcome counted. */
@@ -9,7 +10,8 @@ export async function callProvider<T>(
 ): Promise<T> {
   const end = metrics.providerDuration.startTimer({ provider, operation });
   try {
-    const result = await call();
+    const attributes = { "payment.provider": provider, "payment.operation": operation };
+    const result = await withClientSpan(`${provider} ${operation}`, attributes, call);
     metrics.providerRequests.inc({ provider, operation, outcome: "success" });
     return result;
   } catch (error) {

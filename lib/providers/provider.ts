@@ -33,6 +33,11 @@ export interface ProviderPayment {
   providerPaymentId?: string;
   returnUrl?: string;
   description?: string;
+  /**
+   * A 54-FZ fiscal receipt, passed through unchanged to providers that register receipts (YooKassa). Not part of
+   * the public API yet; callers that build ProviderPayment themselves may set it.
+   */
+  receipt?: Record<string, unknown>;
 }
 
 export interface ProviderRefund {
@@ -56,6 +61,20 @@ export class ProviderError extends Error {
   }
 }
 
+/**
+ * The provider refused the request itself (4xx: bad parameters, credentials, a state it does not allow). Definite:
+ * nothing happened. Not a sign of an unhealthy provider, so it is neither retried nor counted by the circuit breaker.
+ */
+export class ProviderRequestRejected extends ProviderError {
+  override name = "ProviderRequestRejected";
+  constructor(provider: ProviderName, message: string) {
+    super(provider, message, true);
+  }
+}
+
+/** How a provider looks from here: "down" while its circuit is open, "degraded" while it is being probed. */
+export type ProviderHealth = "ok" | "degraded" | "down";
+
 export interface PaymentProvider {
   readonly name: ProviderName;
   /** Charges (automatic capture) or authorizes (manual capture). */
@@ -69,6 +88,16 @@ export interface PaymentProvider {
   ): Promise<"succeeded" | "pending" | "failed">;
   /** The provider's current view of a payment, for reconciliation of unknown outcomes. */
   retrieve(payment: ProviderPayment, idempotencyKey: string): Promise<ProviderOutcome>;
+  /** The provider's current view of a refund made with this key (reconciliation of pending refunds). */
+  retrieveRefund?(
+    payment: ProviderPayment,
+    refund: ProviderRefund,
+    idempotencyKey: string,
+  ): Promise<"succeeded" | "pending" | "failed">;
+  /** Present on providers that send notifications (see WebhookVerifier). */
+  parseWebhook?(request: WebhookRequest): Promise<ProviderNotification>;
+  /** The state of the provider's circuit breaker, when it has one. */
+  health?(): ProviderHealth;
 }
 
 /** Provider idempotency keys derive from our ids, so a retry of the same attempt never charges twice. */
@@ -118,7 +147,15 @@ export class WebhookRejected extends Error {
   }
 }
 
-/** Implemented by providers that send notifications. */
+/**
+ * Implemented by providers that send notifications. `parseWebhook` throws WebhookRejected for a notification that
+ * is not authentic (answer 400, store nothing) and ProviderError when it could not be checked right now (YooKassa's
+ * re-fetch failed: answer 5xx so the provider delivers it again).
+ */
 export interface WebhookVerifier {
   parseWebhook(request: WebhookRequest): Promise<ProviderNotification>;
+}
+
+export function isWebhookVerifier(provider: PaymentProvider): provider is PaymentProvider & WebhookVerifier {
+  return typeof provider.parseWebhook === "function";
 }

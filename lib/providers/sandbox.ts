@@ -1,25 +1,44 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Db } from "../db/db.ts";
+import type { Logger } from "../telemetry/logger.ts";
+import type { FailureCode } from "./failures.ts";
 import {
-  type Failure,
   type PaymentProvider,
   ProviderError,
   type ProviderOutcome,
   type ProviderPayment,
+  type ProviderRefund,
+  ProviderRequestRejected,
 } from "./provider.ts";
+import {
+  findOperation,
+  ledgerRows,
+  outcomeOf,
+  recordOperation,
+  type SandboxState,
+  stateOf,
+  threeDSecureUrl,
+} from "./sandbox-ledger.ts";
+import { deliverSandboxEvent, parseSandboxWebhook, sandboxEvent } from "./sandbox-webhook.ts";
 
 export interface SandboxOptions {
   db: Db;
   latencyMs: number;
   publicBaseUrl: string;
-  /** Called when an asynchronous payment settles; the webhook sender plugs in here. */
-  onAsyncSettled?: (payment: ProviderPayment, providerPaymentId: string) => void;
+  /** Signs the notifications the sandbox sends (SANDBOX_WEBHOOK_SECRET). */
+  webhookSecret: string;
+  /** How long pm_card_async stays processing before the sandbox settles it and notifies us. */
+  asyncDelayMs: number;
+  /** Notification retries: deliveries in all, and the first backoff delay. */
+  webhookAttempts?: number;
+  webhookInitialDelayMs?: number;
+  log?: Logger;
 }
 
-const DECLINES: Record<string, Failure> = {
-  pm_card_chargeDeclined: { code: "card_declined", message: "The card was declined." },
-  pm_card_insufficientFunds: { code: "insufficient_funds", message: "The card has insufficient funds." },
-  pm_card_expired: { code: "expired_card", message: "The card has expired." },
+const DECLINES: Record<string, FailureCode> = {
+  pm_card_chargeDeclined: "card_declined",
+  pm_card_insufficientFunds: "insufficient_funds",
+  pm_card_expired: "expired_card",
 };
 const APPROVED = new Set(["pm_card_visa", "pm_card_mastercard", "pm_card_mir"]);
 
@@ -32,150 +51,204 @@ export const SANDBOX_PAYMENT_METHODS = [
   "pm_card_providerTimeout",
 ];
 
+const settledStatus = (payment: ProviderPayment) =>
+  payment.captureMethod === "manual" ? "requires_capture" : "succeeded";
+
 /**
  * A provider that behaves like a real one without leaving the process: it keeps its own ledger (sandbox_charges,
- * unique per idempotency key, as a real provider dedupes), answers per the test payment method, and can be slow.
+ * unique per idempotency key, as a real provider dedupes), answers per the test payment method, can be slow, and
+ * notifies asynchronous outcomes through a signed webhook to our own endpoint.
  */
 export function sandboxProvider(options: SandboxOptions): PaymentProvider {
   const { db } = options;
   const pause = () => (options.latencyMs > 0 ? sleep(options.latencyMs) : Promise.resolve());
+  const redirect = (payment: ProviderPayment) => threeDSecureUrl(options.publicBaseUrl, payment.paymentId);
 
-  /** Records an operation once per idempotency key and returns the first recorded result. */
-  async function ledger(
-    key: string,
-    payment: ProviderPayment,
-    operation: string,
-    amount: number,
-    status: string,
-  ) {
-    const providerPaymentId = payment.providerPaymentId ?? `sbx_${payment.paymentId.slice(4)}`;
-    const inserted = await db.query<{ status: string; provider_payment_id: string }>(
-      `INSERT INTO sandbox_charges (idempotency_key, provider_payment_id, payment_id, operation, amount, currency, status)
-       VALUES ($1, $2, $3, $4, $5, $6, $7)
-       ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
-       RETURNING status, provider_payment_id`,
-      [key, providerPaymentId, payment.paymentId, operation, amount, payment.currency, status],
-    );
-    const row = inserted.rows[0];
-    if (!row) throw new Error("sandbox ledger write returned nothing");
-    return row;
-  }
-
-  async function current(payment: ProviderPayment): Promise<ProviderOutcome> {
-    const { rows } = await db.query<{
-      operation: string;
-      status: string;
-      amount: number;
-      provider_payment_id: string;
-    }>(
-      "SELECT operation, status, amount, provider_payment_id FROM sandbox_charges WHERE payment_id = $1 ORDER BY created_at, idempotency_key",
-      [payment.paymentId],
-    );
-    let outcome: ProviderOutcome = { status: "processing" };
-    for (const row of rows) {
-      const id = row.provider_payment_id;
-      if (row.operation === "authorize" || row.operation === "capture" || row.operation === "complete") {
-        outcome =
-          row.status === "succeeded"
-            ? { status: "succeeded", providerPaymentId: id, amountCaptured: row.amount }
-            : row.status === "requires_capture"
-              ? { status: "requires_capture", providerPaymentId: id, amountCapturable: row.amount }
-              : row.status === "requires_action"
-                ? { status: "requires_action", providerPaymentId: id, nextAction: redirect(payment) }
-                : row.status === "processing"
-                  ? { status: "processing", providerPaymentId: id }
-                  : { status: "failed", providerPaymentId: id, failure: failureOf(row.status) };
-      }
-      if (row.operation === "cancel") outcome = { status: "canceled", providerPaymentId: id };
+  /** The sandbox deciding a charge: recorded under the key, so a retry or replay gets the first answer. */
+  async function charge(payment: ProviderPayment, key: string): Promise<ProviderOutcome> {
+    const method = payment.paymentMethod;
+    if (method === "pm_card_providerError") {
+      throw new ProviderError("sandbox", "sandbox provider answered 503", true);
     }
-    return outcome;
+    const status = Object.hasOwn(DECLINES, method)
+      ? `failed:${DECLINES[method]}`
+      : method === "pm_card_threeDSecureRequired"
+        ? "requires_action"
+        : method === "pm_card_async"
+          ? "processing"
+          : APPROVED.has(method) || method === "pm_card_providerTimeout"
+            ? settledStatus(payment)
+            : "failed:card_declined";
+    const row = await recordOperation(db, key, payment, "authorize", payment.amount, status);
+    // Only the first request starts the clock: a retry or replay of it is the same charge.
+    if (row.inserted && row.status === "processing") scheduleAsync(payment);
+    return outcomeOf(row.status, row.provider_payment_id, row.amount, redirect(payment));
   }
 
-  const redirect = (payment: ProviderPayment) => ({
-    type: "redirect" as const,
-    redirect_url: `${options.publicBaseUrl}/sandbox/3ds/${payment.paymentId}`,
-  });
+  /** An asynchronous payment settles after the delay whatever happens here; the timer only sends the news. */
+  function scheduleAsync(payment: ProviderPayment) {
+    const timer = setTimeout(() => {
+      void completeAsync(payment).then((event) => {
+        if (!event) return;
+        return deliverSandboxEvent(event, {
+          url: `${options.publicBaseUrl}/v1/webhooks/sandbox`,
+          secret: options.webhookSecret,
+          attempts: options.webhookAttempts ?? 5,
+          initialDelayMs: options.webhookInitialDelayMs ?? 1_000,
+          timeoutMs: 10_000,
+          log: options.log,
+        });
+      });
+    }, options.asyncDelayMs);
+    timer.unref();
+  }
+
+  async function completeAsync(payment: ProviderPayment) {
+    try {
+      const row = await recordOperation(
+        db,
+        `${payment.paymentId}:complete`,
+        payment,
+        "complete",
+        payment.amount,
+        settledStatus(payment),
+      );
+      const outcome = outcomeOf(row.status, row.provider_payment_id, row.amount, redirect(payment));
+      return sandboxEvent(payment.paymentId, outcome, row.amount, payment.currency, new Date(row.created_at));
+    } catch (error) {
+      options.log?.error(
+        { payment_id: payment.paymentId, err: (error as Error).message },
+        "sandbox async failed",
+      );
+      return undefined;
+    }
+  }
+
+  /** The ledger's view; an asynchronous payment past its delay is settled first, as the real thing would be. */
+  async function current(payment: ProviderPayment): Promise<SandboxState> {
+    const state = stateOf(await ledgerRows(db, payment.paymentId), redirect(payment));
+    if (state.pendingSince && Date.now() - state.pendingSince.getTime() >= options.asyncDelayMs) {
+      await completeAsync(payment);
+      return stateOf(await ledgerRows(db, payment.paymentId), redirect(payment));
+    }
+    return state;
+  }
+
+  /** Refunds at most what is captured and not yet refunded; the first answer under a key is final. */
+  async function refundOnce(payment: ProviderPayment, refund: ProviderRefund, key: string) {
+    const done = await findOperation(db, key);
+    if (done) return done.status === "succeeded" ? "succeeded" : "failed";
+    const state = await current(payment);
+    const fits = state.outcome.status === "succeeded" && state.refunded + refund.amount <= state.captured;
+    const row = await recordOperation(
+      db,
+      key,
+      payment,
+      "refund",
+      refund.amount,
+      fits ? "succeeded" : "failed",
+    );
+    return row.status === "succeeded" ? "succeeded" : "failed";
+  }
 
   return {
     name: "sandbox",
     async authorize(payment, key) {
       await pause();
-      const method = payment.paymentMethod;
-      if (method === "pm_card_providerError") {
-        throw new ProviderError("sandbox", "sandbox provider answered 503", true);
-      }
-      const decline = DECLINES[method];
-      if (decline) {
-        const row = await ledger(key, payment, "authorize", payment.amount, `failed:${decline.code}`);
-        return { status: "failed", providerPaymentId: row.provider_payment_id, failure: decline };
-      }
-      if (method === "pm_card_threeDSecureRequired") {
-        const row = await ledger(key, payment, "authorize", payment.amount, "requires_action");
-        return {
-          status: "requires_action",
-          providerPaymentId: row.provider_payment_id,
-          nextAction: redirect(payment),
-        };
-      }
-      if (method === "pm_card_async") {
-        const row = await ledger(key, payment, "authorize", payment.amount, "processing");
-        options.onAsyncSettled?.(payment, row.provider_payment_id);
-        return { status: "processing", providerPaymentId: row.provider_payment_id };
-      }
-      if (method === "pm_card_providerTimeout") {
-        // The charge goes through but the answer never arrives: the caller only learns of it by retrieve.
-        await ledger(key, payment, "authorize", payment.amount, settledStatus(payment));
+      const outcome = await charge(payment, key);
+      if (payment.paymentMethod === "pm_card_providerTimeout") {
+        // The charge went through but the answer never arrives: only retrieve can tell.
         throw new ProviderError("sandbox", "sandbox provider did not answer in time", false);
       }
-      if (!APPROVED.has(method)) {
-        const row = await ledger(key, payment, "authorize", payment.amount, "failed:card_declined");
-        return {
-          status: "failed",
-          providerPaymentId: row.provider_payment_id,
-          failure: { code: "card_declined", message: `Unknown sandbox payment method ${method}.` },
-        };
-      }
-      const row = await ledger(key, payment, "authorize", payment.amount, settledStatus(payment));
-      return row.status === "succeeded"
-        ? { status: "succeeded", providerPaymentId: row.provider_payment_id, amountCaptured: payment.amount }
-        : {
-            status: "requires_capture",
-            providerPaymentId: row.provider_payment_id,
-            amountCapturable: payment.amount,
-          };
+      return outcome;
     },
     async capture(payment, amount, key) {
       await pause();
-      const row = await ledger(key, payment, "capture", amount, "succeeded");
-      return { status: "succeeded", providerPaymentId: row.provider_payment_id, amountCaptured: amount };
+      const done = await findOperation(db, key);
+      if (done)
+        return {
+          status: "succeeded",
+          providerPaymentId: done.provider_payment_id,
+          amountCaptured: done.amount,
+        };
+      const state = await current(payment);
+      if (state.outcome.status !== "requires_capture") {
+        throw new ProviderRequestRejected(
+          "sandbox",
+          `cannot capture a payment that is ${state.outcome.status}`,
+        );
+      }
+      if (amount > state.capturable) {
+        throw new ProviderRequestRejected(
+          "sandbox",
+          `cannot capture ${amount}: ${state.capturable} authorized`,
+        );
+      }
+      const row = await recordOperation(db, key, payment, "capture", amount, "succeeded");
+      return { status: "succeeded", providerPaymentId: row.provider_payment_id, amountCaptured: row.amount };
     },
     async cancel(payment, key) {
       await pause();
-      const row = await ledger(key, payment, "cancel", 0, "canceled");
+      const done = await findOperation(db, key);
+      if (done) return { status: "canceled", providerPaymentId: done.provider_payment_id };
+      const state = await current(payment);
+      if (state.outcome.status === "succeeded") {
+        throw new ProviderRequestRejected("sandbox", "cannot cancel a captured payment; refund it");
+      }
+      const row = await recordOperation(db, key, payment, "cancel", 0, "canceled");
       return { status: "canceled", providerPaymentId: row.provider_payment_id };
     },
     async refund(payment, refund, key) {
       await pause();
-      await ledger(key, payment, "refund", refund.amount, "succeeded");
-      return "succeeded";
+      return refundOnce(payment, refund, key);
     },
-    async retrieve(payment) {
+    async retrieve(payment, key) {
       await pause();
-      return current(payment);
+      const state = await current(payment);
+      // Nothing on file: the authorize never arrived. Like Stripe or YooKassa replaying a request under its
+      // idempotency key, the sandbox now processes it; a charge that did arrive is never made twice.
+      if (state.outcome.status === "processing" && !state.outcome.providerPaymentId)
+        return charge(payment, key);
+      return state.outcome;
+    },
+    async retrieveRefund(payment, refund, key) {
+      await pause();
+      // A refund that never arrived is processed now, as a replay under its key would be at a real provider.
+      return refundOnce(payment, refund, key);
+    },
+    async parseWebhook(request) {
+      return parseSandboxWebhook(options.webhookSecret, request);
     },
   };
 }
 
-function settledStatus(payment: ProviderPayment): string {
-  return payment.captureMethod === "manual" ? "requires_capture" : "succeeded";
-}
-
-function failureOf(status: string): Failure {
-  const code = status.startsWith("failed:") ? status.slice(7) : "provider_error";
-  return (
-    Object.values(DECLINES).find((f) => f.code === code) ?? {
-      code,
-      message: code === "authentication_failed" ? "3-D Secure authentication failed." : "The payment failed.",
-    }
-  );
+/**
+ * The customer's answer on the hosted 3-D Secure page, recorded in the sandbox's ledger. Returns the outcome the
+ * sandbox now reports (the first answer wins if the form is sent twice), or undefined when the payment is not
+ * waiting for authentication at the sandbox.
+ */
+export async function recordAuthentication(
+  db: Db,
+  payment: ProviderPayment,
+  publicBaseUrl: string,
+  authenticated: boolean,
+): Promise<ProviderOutcome | undefined> {
+  const key = `${payment.paymentId}:complete`;
+  const nextAction = threeDSecureUrl(publicBaseUrl, payment.paymentId);
+  const done = await findOperation(db, key);
+  if (!done) {
+    const state = stateOf(await ledgerRows(db, payment.paymentId), nextAction);
+    if (state.outcome.status !== "requires_action") return undefined;
+  }
+  const row =
+    done ??
+    (await recordOperation(
+      db,
+      key,
+      payment,
+      "complete",
+      payment.amount,
+      authenticated ? settledStatus(payment) : "failed:authentication_failed",
+    ));
+  return outcomeOf(row.status, row.provider_payment_id, row.amount, nextAction);
 }

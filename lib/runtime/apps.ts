@@ -1,17 +1,38 @@
-import { functions } from "../../functions/registry.ts";
 import type { Config, FunctionName } from "../config/index.ts";
-import { buildApp } from "../http/app.ts";
+import { type AppOptions, buildApp } from "../http/app.ts";
 import type { FunctionDefinition } from "../http/route.ts";
 import type { ServiceContext } from "../payments/context.ts";
 
-export function functionsFor(target: Config["functionTarget"]): FunctionDefinition[] {
-  return target === "all" ? Object.values(functions) : [functions[target as FunctionName]];
+/**
+ * Loads only the function a process serves: each import below is its own chunk in the bundles, so a Knative
+ * instance of `status` never parses the code of `confirm` (cold starts are a customer's wait).
+ */
+export async function loadFunctions(target: Config["functionTarget"]): Promise<FunctionDefinition[]> {
+  switch (target) {
+    case "create":
+      return [(await import("../../functions/create/index.ts")).createFunction];
+    case "confirm":
+      return [(await import("../../functions/confirm/index.ts")).confirmFunction];
+    case "cancel":
+      return [(await import("../../functions/cancel/index.ts")).cancelFunction];
+    case "status":
+      return [(await import("../../functions/status/index.ts")).statusFunction];
+    case "webhook":
+      return [(await import("../../functions/webhook/index.ts")).webhookFunction];
+    case "health":
+      return [(await import("../../functions/registry.ts")).functions.health];
+    case "all":
+      return Object.values((await import("../../functions/registry.ts")).functions);
+  }
 }
 
 /** The Hono app of one function, or of all of them for the local all-in-one process. */
-export function appFor(
+export async function loadApp(
   service: ServiceContext,
   target: Config["functionTarget"] = service.config.functionTarget,
+  options?: AppOptions,
 ) {
-  return buildApp(service, functionsFor(target));
+  return buildApp(service, await loadFunctions(target), options);
 }
+
+export type { FunctionName };

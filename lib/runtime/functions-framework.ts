@@ -3,7 +3,7 @@ import type { Hono } from "hono";
 import { functions } from "../../functions/registry.ts";
 import { loadConfig } from "../config/index.ts";
 import type { FunctionDefinition } from "../http/route.ts";
-import { appFor } from "./apps.ts";
+import { loadApp } from "./apps.ts";
 import { withDevSecret } from "./dev-secret.ts";
 import { createService } from "./service.ts";
 
@@ -21,7 +21,7 @@ const apps = new Map<string, Promise<Hono>>();
 function appOf(name: FunctionDefinition["name"]): Promise<Hono> {
   let app = apps.get(name);
   if (!app) {
-    app = service.then((s) => appFor(s, name) as unknown as Hono);
+    app = service.then(async (s) => (await loadApp(s, name)) as unknown as Hono);
     apps.set(name, app);
   }
   return app;

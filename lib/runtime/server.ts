@@ -1,7 +1,9 @@
 import { serve } from "@hono/node-server";
 import { type Config, loadConfig } from "../config/index.ts";
 import type { ServiceContext } from "../payments/context.ts";
-import { appFor } from "./apps.ts";
+import { initializeMetrics } from "../telemetry/baseline.ts";
+import { shutdownTelemetry, startTelemetry } from "../telemetry/preload.ts";
+import { loadApp } from "./apps.ts";
 import { withDevSecret } from "./dev-secret.ts";
 import { mintToken } from "./dev-token.ts";
 import { createService } from "./service.ts";
@@ -15,13 +17,18 @@ export async function startServer(
 ): Promise<{ close: () => Promise<void>; service: ServiceContext }> {
   const config = withDevSecret(loaded);
   const service = await createService(config);
-  const app = appFor(service);
+  // OpenTelemetry is loaded only when an exporter is configured. It patches the database and Redis clients'
+  // prototypes, so the pools createService just opened are traced too: no need to start it before them.
+  await startTelemetry(config, service.log);
+  initializeMetrics(service.providers);
+  const app = await loadApp(service);
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "0.0.0.0" });
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
   });
   service.log.info({ port: config.port, function: config.functionTarget, db: config.db.driver }, "listening");
+  service.outbox?.start();
   if (config.auth.generatedSecret && config.auth.secret) {
     const token = await mintToken(config.auth.secret, "acct_dev");
     // Development only: no JWT_SECRET was set, so this process made one up and hands out a token for it.
@@ -39,8 +46,11 @@ export async function startServer(
         // Keep-alive sockets would hold close() open; idle ones are dropped, busy ones finish first.
         (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
       });
+      await service.outbox?.stop().catch(() => {});
       await service.db.close().catch(() => {});
       await service.cache.close().catch(() => {});
+      // Last: the final metrics push then includes everything above, and a scaled-down pod loses no counts.
+      await shutdownTelemetry();
     })());
 
   for (const signal of ["SIGTERM", "SIGINT"] as const) {

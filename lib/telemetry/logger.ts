@@ -1,23 +1,22 @@
 import pino from "pino";
-import { maskPans } from "../payments/pan.ts";
+import { scrub, scrubValues } from "./redact.ts";
 
 export type Logger = pino.Logger;
+export { scrub };
 
-// E-mail addresses and phone numbers are personal data; card numbers are masked by maskPans (Luhn-checked).
-const EMAIL = /[\w.+-]+@[\w-]+\.[\w.-]+/g;
-const PHONE = /\+\d[\d ()-]{8,}\d/g;
-
-export function scrub(text: string): string {
-  return maskPans(text).replace(EMAIL, "[REDACTED_EMAIL]").replace(PHONE, "[REDACTED_PHONE]");
-}
-
-/** JSON logs with secrets, tokens and personal data removed before they are written. */
+/**
+ * JSON logs, one object per line, with secrets, tokens, card numbers and personal data removed before they are
+ * written (redact.ts): by field name at any depth, and by pattern inside every string, messages and error stacks
+ * included. The level comes from LOG_LEVEL. Child-logger bindings are not scrubbed (pino applies no formatter to
+ * them): bind only ids and names chosen by the code, never request data.
+ */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
       level,
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
+      // Belt and braces for the usual places; scrubValues below covers every depth.
       redact: {
         paths: [
           "authorization",
@@ -25,47 +24,28 @@ export function createLogger(level: string, destination?: pino.DestinationStream
           "headers.authorization",
           "req.headers.authorization",
           "*.cookie",
-          "*.password",
-          "*.secret",
-          "*.token",
-          "*.secretKey",
-          "*.apiKey",
-          "*.email",
-          "*.phone",
-          "email",
-          "phone",
-          "password",
-          "secret",
-          "token",
         ],
         censor: "[REDACTED]",
       },
-      formatters: {
-        log: (object) => scrubValues(object) as Record<string, unknown>,
-      },
+      formatters: { log: (object) => scrubValues(object) as Record<string, unknown> },
+      // scrubValues already turned errors into { type, message, code, stack }; pino's own serializer would
+      // rename them "Object".
+      serializers: { err: (err: unknown) => err },
       hooks: {
         logMethod(args, method) {
+          // log.error(error): pino would take the unscrubbed error message as the line's msg.
+          const [first, ...rest] = args as unknown[];
+          const normalized =
+            first instanceof Error && typeof rest[0] !== "string"
+              ? [{ err: first }, first.message, ...rest]
+              : args;
           method.apply(
             this,
-            args.map((a) => (typeof a === "string" ? scrub(a) : a)) as Parameters<typeof method>,
+            normalized.map((a) => (typeof a === "string" ? scrub(a) : a)) as Parameters<typeof method>,
           );
         },
       },
     },
     destination,
   );
-}
-
-function scrubValues(value: unknown, depth = 0): unknown {
-  if (depth > 6) return "[TRUNCATED]";
-  if (typeof value === "string") return scrub(value);
-  if (Array.isArray(value)) return value.map((v) => scrubValues(v, depth + 1));
-  if (value && typeof value === "object" && !(value instanceof Error)) {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = scrubValues(v, depth + 1);
-    return out;
-  }
-  if (value instanceof Error)
-    return { type: value.name, message: scrub(value.message), stack: value.stack && scrub(value.stack) };
-  return value;
 }

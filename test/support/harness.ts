@@ -8,14 +8,23 @@ import { migrate } from "../../lib/db/migrate.ts";
 import { openPglite } from "../../lib/db/pglite.ts";
 import type { FunctionDefinition } from "../../lib/http/route.ts";
 import type { ServiceContext } from "../../lib/payments/context.ts";
-import { appFor } from "../../lib/runtime/apps.ts";
+import { loadApp } from "../../lib/runtime/apps.ts";
 import { mintToken } from "../../lib/runtime/dev-token.ts";
 import { createService } from "../../lib/runtime/service.ts";
+import { openBackendDb, openTestCache, skipWhenBackendUnreachable, testBackend } from "./backends.ts";
 
 export const TEST_SECRET = "test-secret-that-is-long-enough-0123456789";
 
-/** Opens a fresh embedded database from the migrated snapshot made once per run. */
+// TEST_DB_BACKEND=pg|neon without a reachable PostgreSQL skips every test of the file, saying why.
+const backendSkipped = await skipWhenBackendUnreachable();
+
+/**
+ * Opens a fresh database: on TEST_DB_BACKEND=pg|neon a migrated schema of its own on the real PostgreSQL,
+ * else an embedded one from the migrated snapshot made once per run.
+ */
 export async function openTestDb(): Promise<Db> {
+  const backend = testBackend();
+  if (backend !== "pglite" && !backendSkipped) return openBackendDb(backend);
   const file = inject("pgliteSnapshot");
   if (!file) {
     const db = await openPglite();
@@ -29,7 +38,7 @@ export async function openTestDb(): Promise<Db> {
 export interface TestService {
   service: ServiceContext;
   config: Config;
-  app: ReturnType<typeof appFor>;
+  app: Awaited<ReturnType<typeof loadApp>>;
   /** A request with a merchant's token (both scopes unless given). */
   call: (method: string, path: string, options?: CallOptions) => Promise<TestResponse>;
   token: (merchantId?: string, scopes?: string[]) => Promise<string>;
@@ -70,10 +79,10 @@ export async function startTestService(
   const db = options.db ?? (await openTestDb());
   const service = await createService(config, {
     db,
-    cache: options.cache,
+    cache: options.cache ?? (await openTestCache()),
     migrate: options.db !== undefined,
   });
-  const app = appFor(service, options.target ?? "all");
+  const app = await loadApp(service, options.target ?? "all");
   const secret = config.auth.secret as Uint8Array;
   const tokens = new Map<string, Promise<string>>();
   const token = (merchantId = "acct_test", scopes?: string[]) => {
@@ -115,6 +124,7 @@ export async function startTestService(
     token,
     close: async () => {
       await service.db.close();
+      await service.cache.close();
     },
   };
 }

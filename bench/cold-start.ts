@@ -1,0 +1,165 @@
+/**
+ * Cold start and footprint of each function bundle, spawned as the container runs it (`node dist/main.js` with
+ * FUNCTION_TARGET), against the machine's PostgreSQL and Redis: time from spawn to the first 200 on /ready, to the
+ * first real answer (one request the function serves), idle RSS, and RSS after a short burst. Median of several
+ * runs; the functions-framework entry beside it for comparison.
+ *
+ *   npx tsx bench/cold-start.ts [--runs 5] [--skip-build]
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { mintToken } from "../lib/runtime/dev-token.ts";
+
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "5" }, "skip-build": { type: "boolean", default: false } },
+});
+const RUNS = Number(values.runs);
+const SECRET = "cold-start-bench-secret-0123456789";
+const ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+const DATABASE = `coldstart_${Date.now()}`;
+const DATABASE_URL = `postgres://postgres@127.0.0.1:5432/${DATABASE}`;
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
+type Probe = { method: string; path: string; body?: unknown; expect: number };
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const rssMiB = (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+async function until(url: string, init: RequestInit, ok: (status: number) => boolean, deadlineMs = 20_000) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    try {
+      const res = await fetch(url, init);
+      await res.arrayBuffer();
+      if (ok(res.status)) return;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`no answer from ${url}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+async function measure(command: string[], env: Record<string, string>, probe: Probe, token: string) {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const started = performance.now();
+  const child: ChildProcess = spawn(
+    command[0] as string,
+    command.slice(1).map((a) => a.replace("$PORT", String(port))),
+    {
+      env: { ...process.env, ...env, PORT: String(port) },
+      stdio: "ignore",
+    },
+  );
+  try {
+    await until(`${base}/ready`, {}, (s) => s === 200);
+    const ready = performance.now() - started;
+    const init: RequestInit = {
+      method: probe.method,
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: probe.body === undefined ? undefined : JSON.stringify(probe.body),
+    };
+    await until(`${base}${probe.path}`, init, (s) => s === probe.expect);
+    const firstAnswer = performance.now() - started;
+    await new Promise((r) => setTimeout(r, 300));
+    const idle = rssMiB(child.pid as number);
+    await Promise.all(
+      Array.from({ length: 200 }, () => fetch(`${base}${probe.path}`, init).then((r) => r.arrayBuffer())),
+    );
+    const loaded = rssMiB(child.pid as number);
+    return { ready, firstAnswer, idle, loaded };
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
+
+async function main() {
+  if (!values["skip-build"]) execFileSync("node", ["scripts/build.mjs"], { stdio: "inherit" });
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${DATABASE}`);
+  try {
+    execFileSync("node", ["dist/migrate.js"], {
+      env: { ...process.env, DATABASE_URL, NODE_ENV: "production", JWT_SECRET: SECRET },
+    });
+    const token = await mintToken(new TextEncoder().encode(SECRET), "acct_coldstart");
+    const db = new pg.Client({ connectionString: DATABASE_URL });
+    await db.connect();
+    const orderId = `ord_${"a".repeat(32)}`;
+    await db.query(
+      "INSERT INTO orders (id, merchant_id, amount, currency) VALUES ($1, 'acct_coldstart', 100, 'USD')",
+      [orderId],
+    );
+    await db.end();
+
+    const env = { NODE_ENV: "production", DATABASE_URL, REDIS_URL, JWT_SECRET: SECRET, LOG_LEVEL: "warn" };
+    const probes: Record<string, Probe> = {
+      create: { method: "POST", path: "/v1/orders", body: { amount: 100, currency: "USD" }, expect: 201 },
+      confirm: { method: "POST", path: `/v1/payments/pay_${"0".repeat(32)}/confirm`, expect: 404 },
+      cancel: { method: "POST", path: `/v1/payments/pay_${"0".repeat(32)}/cancel`, expect: 404 },
+      status: { method: "GET", path: `/v1/orders/${orderId}`, expect: 200 },
+      webhook: { method: "GET", path: "/health", expect: 200 },
+      health: { method: "GET", path: "/openapi.json", expect: 200 },
+      all: { method: "GET", path: `/v1/orders/${orderId}`, expect: 200 },
+    };
+    const rows: string[] = [];
+    const cases: [string, string[], Record<string, string>, Probe][] = [
+      ...Object.entries(probes).map(
+        ([fn, probe]) =>
+          [fn, ["node", "dist/main.js"], { ...env, FUNCTION_TARGET: fn }, probe] as [
+            string,
+            string[],
+            Record<string, string>,
+            Probe,
+          ],
+      ),
+      [
+        "status (functions-framework)",
+        [
+          "node",
+          "node_modules/@google-cloud/functions-framework/build/src/main.js",
+          "--source=dist/functions-framework.js",
+          "--target=status",
+          "--port=$PORT",
+        ],
+        env,
+        probes.status as Probe,
+      ],
+    ];
+    for (const [name, command, caseEnv, probe] of cases) {
+      const results: Awaited<ReturnType<typeof measure>>[] = [];
+      for (let i = 0; i < RUNS; i++) results.push(await measure(command, caseEnv, probe, token));
+      const m = (k: keyof Awaited<ReturnType<typeof measure>>) => median(results.map((r) => r[k]));
+      rows.push(
+        `| ${name} | ${m("ready").toFixed(0)} | ${m("firstAnswer").toFixed(0)} | ${m("idle").toFixed(1)} | ${m("loaded").toFixed(1)} |`,
+      );
+      process.stderr.write(`${name} done\n`);
+    }
+    const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1];
+    console.log(
+      `\nCold start, median of ${RUNS} runs; ${cpu}, Node ${process.version}; PostgreSQL and Redis on loopback.\n`,
+    );
+    console.log(
+      "| function | spawn → /ready (ms) | spawn → first real answer (ms) | idle RSS (MiB) | RSS after 200 requests (MiB) |",
+    );
+    console.log("| --- | --- | --- | --- | --- |");
+    for (const row of rows) console.log(row);
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+await main();

@@ -1,0 +1,91 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { HttpClient } from "./http-client.ts";
+import { Api, JOURNEYS, type Merchant, type Scenario } from "./journeys.ts";
+import { Recorder, type RunSummary } from "./recorder.ts";
+
+export interface ClosedLoopOptions {
+  port: number;
+  /** Virtual users, each with its own keep-alive connection, each running one journey after another. */
+  users: number;
+  warmupSeconds: number;
+  durationSeconds: number;
+  merchants: Merchant[];
+  pick: () => Scenario;
+  /** Called when the measured window opens and closes (to sample CPU over exactly that window). */
+  onWindowOpen?: () => void;
+  onWindowClose?: () => void;
+}
+
+/**
+ * A closed-loop load: `users` virtual users start over the first part of the warm-up (a thousand connections
+ * opened in the same millisecond would only measure the listen backlog) and loop through journeys until the
+ * window ends. Requests still in flight then are awaited but not counted.
+ */
+export async function runClosedLoop(options: ClosedLoopOptions): Promise<RunSummary> {
+  const client = new HttpClient(options.port, options.users);
+  const recorder = new Recorder();
+  const start = performance.now();
+  const windowStart = start + options.warmupSeconds * 1000;
+  const windowEnd = windowStart + options.durationSeconds * 1000;
+  recorder.open(windowStart);
+  recorder.close(windowEnd);
+  const timers = [
+    setTimeout(() => options.onWindowOpen?.(), windowStart - start),
+    setTimeout(() => options.onWindowClose?.(), windowEnd - start),
+  ];
+  const rampMs = Math.min(2_000, (options.warmupSeconds * 1000) / 2);
+
+  const user = async (index: number) => {
+    await sleep((index * rampMs) / options.users);
+    while (performance.now() < windowEnd) {
+      const scenario = options.pick();
+      const merchant = options.merchants[Math.floor(Math.random() * options.merchants.length)] as Merchant;
+      const api = new Api(client, recorder, scenario, merchant, windowEnd);
+      const started = performance.now();
+      if (await JOURNEYS[scenario](api)) recorder.journey(scenario, started, performance.now());
+      // A failing service answers at once: without a pause each user would spin and flood the error counts.
+      else if (api.lastError !== undefined) await sleep(20);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: options.users }, (_, i) => user(i)));
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    client.close();
+  }
+  return recorder.summary();
+}
+
+/** Pays `count` orders through the API (spread over the merchants) and returns the payments, for read tests. */
+export async function seedPayments(
+  port: number,
+  merchants: Merchant[],
+  count: number,
+): Promise<{ id: string; merchant: Merchant }[]> {
+  const client = new HttpClient(port, 10);
+  const recorder = new Recorder(); // never opened: seeding is not measured
+  const seeded: { id: string; merchant: Merchant }[] = [];
+  try {
+    const one = async (i: number) => {
+      const merchant = merchants[i % merchants.length] as Merchant;
+      // Seeding is set-up, not measurement: a failed attempt is tried again (with a new order) before giving up.
+      for (let attempt = 1; ; attempt++) {
+        const api = new Api(client, recorder, "confirm_flow", merchant, Number.POSITIVE_INFINITY);
+        const order = await api.createOrder();
+        const payment = order && (await api.createPayment(order, "pm_card_visa"));
+        const confirmed = payment && (await api.confirm(payment));
+        if (confirmed) {
+          seeded.push({ id: confirmed.id as string, merchant });
+          return;
+        }
+        if (attempt >= 3) throw new Error(`seeding payments failed: ${api.lastError}`);
+      }
+    };
+    for (let i = 0; i < count; i += 10) {
+      await Promise.all(Array.from({ length: Math.min(10, count - i) }, (_, j) => one(i + j)));
+    }
+  } finally {
+    client.close();
+  }
+  return seeded;
+}

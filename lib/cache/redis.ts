@@ -1,0 +1,153 @@
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "../telemetry/logger.ts";
+import type { Cache } from "./cache.ts";
+
+export interface RedisCache extends Cache {
+  readonly kind: "redis";
+  /** The connection, shared with the rate limiter (rate-limiter-flexible's RateLimiterRedis). */
+  readonly client: Redis;
+}
+
+export interface RedisCacheOptions {
+  keyPrefix?: string;
+  log?: Logger;
+  /** Upper bound of one command; a healthy Redis answers in well under a millisecond. */
+  commandTimeoutMs?: number;
+  /** Longest wait between reconnection attempts. */
+  maxReconnectDelayMs?: number;
+}
+
+// Failed invalidations kept for replay; past this many, reads bypass Redis until whatever they guarded expired.
+const MAX_UNSENT_WRITES = 10_000;
+
+/**
+ * Options for a function instance, where Redis accelerates and never decides: a dead or slow Redis must cost a
+ * request at most one short timeout, never a hang, and the client must come back by itself when Redis does.
+ */
+export function redisOptions(options: RedisCacheOptions = {}): RedisOptions {
+  const maxDelay = options.maxReconnectDelayMs ?? 2_000;
+  return {
+    keyPrefix: options.keyPrefix,
+    // Start-up neither waits for nor fails on Redis; the connection is opened in the background.
+    lazyConnect: true,
+    // While disconnected, commands fail at once instead of queueing behind a reconnect: callers fall back to
+    // PostgreSQL (or fail open) immediately.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.commandTimeoutMs ?? 500,
+    // A Redis that stops answering (network partition, no RST) has its connection dropped, so later commands fail
+    // at once while it reconnects instead of each waiting out the command timeout.
+    socketTimeout: (options.commandTimeoutMs ?? 500) * 2,
+    connectTimeout: 2_000,
+    // Exponential backoff with jitter, capped low: a restarted Redis is in use again within seconds.
+    retryStrategy: (times) =>
+      Math.min(50 * 2 ** Math.min(times, 10), maxDelay) + Math.floor(Math.random() * 100),
+  };
+}
+
+/** Redis through ioredis, with the service's key prefix. */
+export function redisCache(url: string, options: RedisCacheOptions = {}): RedisCache {
+  const client = new Redis(url, redisOptions(options));
+  const log = options.log;
+
+  let healthy = true;
+  client.on("error", (error: Error) => {
+    if (healthy)
+      log?.warn({ err: error.message }, "redis unavailable; serving from PostgreSQL until it is back");
+    healthy = false;
+  });
+
+  // A change whose invalidation could not be written leaves a stale entry in Redis if Redis kept its data (a
+  // network cut rather than a restart). Such writes are replayed when the connection is back, before any read.
+  const unsent = new Map<string, { value?: string; ttlMs: number; at: number }>();
+  let longestTtlMs = 0;
+  let bypassReadsUntil = 0;
+  let replaying: Promise<void> | undefined;
+  const remember = (key: string, value: string | undefined, ttlMs: number) => {
+    if (unsent.size >= MAX_UNSENT_WRITES && !unsent.has(key)) {
+      bypassReadsUntil = Date.now() + longestTtlMs;
+      return;
+    }
+    unsent.set(key, { value, ttlMs, at: Date.now() });
+  };
+  const replay = async () => {
+    const batch = client.pipeline();
+    // A write older than the longest TTL guards nothing any more: what it would have replaced has expired.
+    const horizon = Date.now() - Math.max(longestTtlMs, 1_000);
+    const sent = [...unsent.entries()].filter(([, w]) => w.at > horizon);
+    for (const [key, write] of sent) {
+      if (write.value === undefined) batch.del(key);
+      else batch.set(key, write.value, "PX", write.ttlMs);
+    }
+    const results = (await batch.exec()) ?? [];
+    unsent.clear();
+    sent.forEach(([key, write], i) => {
+      if (results[i]?.[0]) unsent.set(key, write);
+    });
+  };
+  // On reconnection, and at most once a second while some remain (a write that timed out on a live connection).
+  let lastReplayAt = 0;
+  const replayIfDue = () => {
+    if (unsent.size === 0 || replaying || client.status !== "ready" || Date.now() - lastReplayAt < 1_000)
+      return;
+    lastReplayAt = Date.now();
+    replaying = replay()
+      .catch(() => {})
+      .finally(() => {
+        replaying = undefined;
+      });
+  };
+  client.on("ready", () => {
+    if (!healthy) log?.info("redis is back");
+    healthy = true;
+    lastReplayAt = 0;
+    replayIfDue();
+  });
+  client.connect().catch(() => {}); // retried by retryStrategy; failures surface as the commands' errors
+
+  const track = (ttlMs: number) => {
+    if (ttlMs > longestTtlMs) longestTtlMs = ttlMs;
+  };
+
+  return {
+    kind: "redis",
+    client,
+    async get(key) {
+      replayIfDue();
+      if (replaying) await replaying;
+      const value = await client.get(key);
+      // Writes still unsent mean Redis may hold entries they should have replaced: not yet safe to trust it.
+      if (unsent.size > 0 || Date.now() < bypassReadsUntil) return undefined;
+      return value ?? undefined;
+    },
+    async set(key, value, ttlMs) {
+      track(ttlMs);
+      try {
+        await client.set(key, value, "PX", ttlMs);
+        unsent.delete(key);
+      } catch (error) {
+        remember(key, value, ttlMs);
+        throw error;
+      }
+    },
+    async setIfAbsent(key, value, ttlMs) {
+      track(ttlMs);
+      return (await client.set(key, value, "PX", ttlMs, "NX")) === "OK";
+    },
+    async del(key) {
+      try {
+        await client.del(key);
+        unsent.delete(key);
+      } catch (error) {
+        remember(key, undefined, longestTtlMs);
+        throw error;
+      }
+    },
+    async ping() {
+      await client.ping();
+    },
+    async close() {
+      await client.quit().catch(() => client.disconnect());
+    },
+  };
+}

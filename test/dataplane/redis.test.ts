@@ -1,0 +1,202 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Cache } from "../../lib/cache/cache.ts";
+import { openCache } from "../../lib/cache/index.ts";
+import type { Db } from "../../lib/db/db.ts";
+import { requestFingerprint } from "../../lib/http/idempotency.ts";
+import { createIdempotencyLock } from "../../lib/http/idempotency-lock.ts";
+import { metrics } from "../../lib/telemetry/metrics.ts";
+import { redisSkipReason, TEST_REDIS_URL, waitForCache } from "../support/backends.ts";
+import { openTestDb } from "../support/harness.ts";
+import { type DataplaneService, startService } from "./support/service.ts";
+
+const skip = await redisSkipReason();
+if (skip) process.stderr.write(`test/dataplane/redis: ${skip}\n`);
+
+const prefix = () => `test:${randomBytes(6).toString("hex")}:`;
+
+async function redisCacheFor(keyPrefix = prefix()): Promise<Cache> {
+  const cache = await openCache({ redisUrl: TEST_REDIS_URL, redisKeyPrefix: keyPrefix });
+  await waitForCache(cache);
+  return cache;
+}
+
+const cacheCount = async (result: string) =>
+  (await metrics.cacheRequests.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
+
+describe.skipIf(skip)("the Redis cache", () => {
+  const caches: Cache[] = [];
+  afterAll(async () => {
+    for (const cache of caches) await cache.close();
+  });
+  const open = async (keyPrefix?: string) => {
+    const cache = await redisCacheFor(keyPrefix);
+    caches.push(cache);
+    return cache;
+  };
+
+  it("gets, sets with a TTL in milliseconds, sets only when absent, deletes", async () => {
+    const cache = await open();
+    expect(cache.kind).toBe("redis");
+    expect(await cache.get("k")).toBeUndefined();
+    await cache.set("k", "v1", 60_000);
+    expect(await cache.get("k")).toBe("v1");
+    expect(await cache.setIfAbsent("k", "v2", 60_000)).toBe(false);
+    expect(await cache.get("k")).toBe("v1");
+    await cache.del("k");
+    expect(await cache.setIfAbsent("k", "v3", 60_000)).toBe(true);
+    expect(await cache.get("k")).toBe("v3");
+    await cache.set("short", "x", 50);
+    await expect.poll(() => cache.get("short"), { timeout: 2_000 }).toBeUndefined();
+    await cache.ping();
+  });
+
+  it("keeps services with different key prefixes apart", async () => {
+    const a = await open();
+    const b = await open();
+    await a.set("shared-name", "a", 60_000);
+    expect(await b.get("shared-name")).toBeUndefined();
+    expect(await b.setIfAbsent("shared-name", "b", 60_000)).toBe(true);
+    expect(await a.get("shared-name")).toBe("a");
+  });
+});
+
+describe.skipIf(skip)("the service on Redis", () => {
+  let db: Db;
+  let queries: string[];
+  let t: DataplaneService;
+  beforeAll(async () => {
+    db = await openTestDb();
+    queries = [];
+    // Every statement the service sends, to prove which requests never reach PostgreSQL.
+    const counted: Db = {
+      ...db,
+      query: (sql, params) => {
+        queries.push(sql);
+        return db.query(sql, params);
+      },
+    };
+    t = await startService({ db: counted, cache: await redisCacheFor() });
+  });
+  afterAll(() => t?.close());
+
+  async function orderWithPayment() {
+    const order = await t.call("POST", "/v1/orders", { body: { amount: 1500, currency: "EUR" } });
+    const payment = await t.call("POST", "/v1/payments", {
+      body: { order_id: order.body.id, payment_method: "pm_card_visa" },
+    });
+    expect(payment.status).toBe(201);
+    return payment.body;
+  }
+
+  it("serves a payment's status from Redis and never a state older than a committed change", async () => {
+    const payment = await orderWithPayment();
+    const hits = await cacheCount("hit");
+    const first = await t.call("GET", `/v1/payments/${payment.id}`);
+    expect(first.body.status).toBe("requires_confirmation");
+    // The read-through write is not awaited by the request; wait until Redis has it.
+    await expect
+      .poll(
+        async () => (await t.service.cache.get(`status:acct_dataplane:payment:${payment.id}`)) !== undefined,
+      )
+      .toBe(true);
+    const before = queries.length;
+    const second = await t.call("GET", `/v1/payments/${payment.id}`);
+    expect(second.body).toEqual(first.body);
+    expect(await cacheCount("hit")).toBe(hits + 1);
+    expect(queries.slice(before).filter((sql) => /FROM payments/.test(sql))).toEqual([]);
+
+    const canceled = await t.call("POST", `/v1/payments/${payment.id}/cancel`, { body: {} });
+    expect(canceled.body.status).toBe("canceled");
+    expect((await t.call("GET", `/v1/payments/${payment.id}`)).body.status).toBe("canceled");
+  });
+
+  it("answers a duplicate of a request in flight with 409 from Redis, without touching PostgreSQL", async () => {
+    const body = { amount: 700, currency: "USD" };
+    const key = `lock-${randomBytes(4).toString("hex")}`;
+    const fingerprint = requestFingerprint("POST", "/v1/orders", JSON.stringify(body));
+    // Another instance holds the key: the request is in flight there.
+    const release = await createIdempotencyLock(t.service.cache).acquire("acct_dataplane", key, fingerprint);
+    const before = queries.length;
+    const duplicate = await t.call("POST", "/v1/orders", { body, idempotencyKey: key });
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.body.code).toBe("idempotency_key_in_use");
+    expect(duplicate.headers.get("retry-after")).toBe("1");
+    expect(queries.slice(before)).toEqual([]);
+
+    await release();
+    const first = await t.call("POST", "/v1/orders", { body, idempotencyKey: key });
+    expect(first.status).toBe(201);
+    const replay = await t.call("POST", "/v1/orders", { body, idempotencyKey: key });
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    expect(replay.body.id).toBe(first.body.id);
+  });
+
+  it("lets a different request with a locked key reach PostgreSQL, which answers 422", async () => {
+    const key = `lock-${randomBytes(4).toString("hex")}`;
+    const first = await t.call("POST", "/v1/orders", {
+      body: { amount: 1, currency: "USD" },
+      idempotencyKey: key,
+    });
+    expect(first.status).toBe(201);
+    const fingerprint = requestFingerprint(
+      "POST",
+      "/v1/orders",
+      JSON.stringify({ amount: 1, currency: "USD" }),
+    );
+    const release = await createIdempotencyLock(t.service.cache).acquire("acct_dataplane", key, fingerprint);
+    const other = await t.call("POST", "/v1/orders", {
+      body: { amount: 2, currency: "USD" },
+      idempotencyKey: key,
+    });
+    expect(other.status).toBe(422);
+    expect(other.body.code).toBe("idempotency_key_reused");
+    await release();
+  });
+
+  it("creates one order for concurrent duplicates, the others answered 409 or replayed", async () => {
+    const key = `race-${randomBytes(4).toString("hex")}`;
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        t.call("POST", "/v1/orders", { body: { amount: 4242, currency: "GBP" }, idempotencyKey: key }),
+      ),
+    );
+    const created = answers.filter((a) => a.status === 201);
+    expect(answers.every((a) => a.status === 201 || a.body.code === "idempotency_key_in_use")).toBe(true);
+    expect(new Set(created.map((a) => a.body.id)).size).toBe(1);
+    const { rows } = await db.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM orders WHERE merchant_id = 'acct_dataplane' AND amount = 4242",
+    );
+    expect(rows[0]?.n).toBe(1);
+  });
+});
+
+describe.skipIf(skip)("rate limits in Redis", () => {
+  const services: DataplaneService[] = [];
+  afterAll(async () => {
+    for (const s of services) await s.close();
+  });
+
+  it("are shared by every instance", async () => {
+    const keyPrefix = prefix();
+    // 1 request a second plus a burst allowance of 1: two requests pass per second, whichever instance serves.
+    const env = { RATE_LIMIT_RPS: "1", RATE_LIMIT_BURST: "2" };
+    for (let i = 0; i < 2; i++) {
+      services.push(
+        await startService({ db: await openTestDb(), env, cache: await redisCacheFor(keyPrefix) }),
+      );
+    }
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await services[i % 2]?.call("GET", "/v1/orders?limit=1", { merchant: "acct_limited" });
+      statuses.push(res?.status ?? 0);
+      if (res?.status === 429) expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    }
+    // Separate in-memory limits would pass 2 per instance (4 of 6); a second boundary crossed adds at most one.
+    const passed = statuses.filter((s) => s === 200).length;
+    expect(passed).toBeGreaterThanOrEqual(2);
+    expect(passed).toBeLessThanOrEqual(3);
+    expect(statuses.filter((s) => s === 429).length).toBe(6 - passed);
+  });
+});
