@@ -12,6 +12,7 @@ await build({
     main: "lib/runtime/main.ts",
     "functions-framework": "lib/runtime/functions-framework.ts",
     migrate: "lib/db/migrate-cli.ts",
+    reconcile: "scripts/reconcile.ts",
     token: "scripts/token.ts",
   },
   outdir: "dist",

@@ -98,7 +98,8 @@ export async function cancelOrder(ctx: VerbContext, id: string): Promise<OrderOb
       throw invalidState(`Order has a ${busy.rows[0].status} payment and cannot be canceled.`);
 
     const canceledPayments = await tx.query<PaymentRow & { previous_status: string }>(
-      `UPDATE payments p SET status = 'canceled', cancellation_reason = 'abandoned', next_action = NULL, updated_at = now()
+      `UPDATE payments p SET status = 'canceled', cancellation_reason = 'abandoned', next_action = NULL,
+         amount_capturable = 0, updated_at = now()
        FROM (SELECT id, status AS previous_status FROM payments
              WHERE order_id = $1 AND status IN ('requires_confirmation', 'requires_action', 'requires_capture')) old
        WHERE p.id = old.id RETURNING p.*, old.previous_status`,
