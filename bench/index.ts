@@ -36,7 +36,7 @@ const runId = `bench_${Date.now()}`;
 const wants = (phase: Phase) => options.phases.includes(phase);
 /**
  * The bundle the children run: a private copy of dist/ (inside the project, so node_modules still resolves),
- * because other work on this tree rebuilds dist/ at any moment and a run must not lose its server mid-way.
+ * because `npm start` and the tests that run it rebuild dist/ at any moment and a run must not lose its server.
  */
 const BUNDLE = join(ROOT, "bench/results", `dist-${runId}`);
 /** Scratch database, data dir and Redis keys to remove, also when the bench is interrupted. */
@@ -125,7 +125,7 @@ async function main(): Promise<number> {
     unexpected_errors: 0,
     skipped: [],
     server_problems: {},
-    profile: null,
+    profiles: {},
     ok: false,
   };
   const outDir = resolve(ROOT, options.out);
@@ -219,7 +219,7 @@ async function main(): Promise<number> {
     let kept: Child | undefined;
     // 1. The mix, on a service of its own (the one profiled).
     if (wants("mix")) {
-      const profileDir = options.profile ? join(outDir, `profile-${runId}`) : undefined;
+      const profileDir = options.profile ? join(outDir, `profile-${runId}`, "mix") : undefined;
       const service = track(await startService(backends, "service (mix)", {}, profileDir));
       let usage: { stop: () => Usage } | undefined;
       let used: Usage | null = null;
@@ -245,11 +245,7 @@ async function main(): Promise<number> {
       // A smoke run saves a start-up by reading through the same service; a full run keeps the two apart.
       if (options.smoke && !profileDir) kept = service;
       else await stop(service);
-      if (profileDir) {
-        const file = (await readdir(profileDir)).find((f) => f.endsWith(".cpuprofile"));
-        if (file) results.profile = summarizeProfile(join(profileDir, file), 25);
-        else results.skipped.push("profile: the service wrote no .cpuprofile");
-      }
+      if (profileDir) results.profiles.mix = await profileIn(profileDir, results.skipped);
     }
 
     // 2. A second service for the references: cache-hit reads, /health, the confirm loop.
@@ -321,6 +317,7 @@ async function main(): Promise<number> {
               : 0,
             confirm,
             errors: summary.total.errors,
+            error_kinds: summary.error_kinds,
             usage: used,
           },
           pgbench_confirm: null,
@@ -361,12 +358,20 @@ async function main(): Promise<number> {
 
     // 4. The same status route on both runtimes, one after the other.
     if (wants("runtimes")) {
+      // Profiled with --profile: this child serves nothing but the cache-hit read, so its profile is that path's.
+      const profileDir = options.profile ? join(outDir, `profile-${runId}`, "get-payment") : undefined;
       const fast = track(
-        await startService(backends, "status on @hono/node-server", { FUNCTION_TARGET: "status" }),
+        await startService(
+          backends,
+          "status on @hono/node-server",
+          { FUNCTION_TARGET: "status" },
+          profileDir,
+        ),
       );
       log("runtimes: @hono/node-server");
       const fastResult = await fixedLoad(fast.port, paymentReads(), { ...fixed, serverPid: fast.pid });
       await stop(fast);
+      if (profileDir) results.profiles.get_payment = await profileIn(profileDir, results.skipped);
       const port = await freePort();
       log(`runtimes: functions-framework on :${port}`);
       const ff = track(
@@ -413,7 +418,14 @@ async function main(): Promise<number> {
           c.flow_vs_pgbench = ratio(c.service.confirms_per_second, pgFlow.transactions_per_second);
         } else {
           results.references.confirm = {
-            service: { users: 0, confirms_per_second: 0, confirm: null, errors: 0, usage: null },
+            service: {
+              users: 0,
+              confirms_per_second: 0,
+              confirm: null,
+              errors: 0,
+              error_kinds: {},
+              usage: null,
+            },
             pgbench_confirm: pgConfirm,
             pgbench_flow: pgFlow,
             confirm_vs_pgbench: null,
@@ -451,6 +463,17 @@ async function main(): Promise<number> {
   process.stdout.write(`${md}\n`);
   log(`wrote ${join(options.out, "latest.json")} and ${join(options.out, "latest.md")}`);
   return results.ok ? 0 : 1;
+}
+
+/** The summary of the profile a child wrote into `dir` on exit. */
+async function profileIn(dir: string, skipped: string[]) {
+  const file = (await readdir(dir).catch(() => [])).find((f) => f.endsWith(".cpuprofile"));
+  if (!file) {
+    skipped.push(`profile: nothing written to ${dir}`);
+    return undefined;
+  }
+  log(`profile: ${join(dir, file)}`);
+  return summarizeProfile(join(dir, file), 25);
 }
 
 /** npm run build (unless told not to), then a copy of dist/ for this run; once more if a rebuild raced the copy. */

@@ -60,6 +60,7 @@ export interface BenchResults {
         confirms_per_second: number;
         confirm: LatencyStats | null;
         errors: number;
+        error_kinds: Record<string, number>;
         usage: Usage | null;
       };
       pgbench_confirm: PgbenchResult | null;
@@ -78,7 +79,8 @@ export interface BenchResults {
   skipped: string[];
   /** Warnings and errors the service children logged, by child and message. */
   server_problems: Record<string, Record<string, number>>;
-  profile: ProfileSummary | null;
+  /** With --profile: the service under the mix, and the status function serving cache-hit reads alone. */
+  profiles: { mix?: ProfileSummary; get_payment?: ProfileSummary };
   ok: boolean;
 }
 
@@ -258,7 +260,14 @@ export function markdown(r: BenchResults): string {
       const c = refs.confirm;
       out.push(
         `Confirm loop: ${num(c.service.confirms_per_second)} confirms/s, confirm p50 ${ms(c.service.confirm?.p50_ms)} ms, ` +
-          `p95 ${ms(c.service.confirm?.p95_ms)} ms, p99 ${ms(c.service.confirm?.p99_ms)} ms, ${c.service.errors} errors; ` +
+          `p95 ${ms(c.service.confirm?.p95_ms)} ms, p99 ${ms(c.service.confirm?.p99_ms)} ms, ${c.service.errors} errors` +
+          `${
+            c.service.errors > 0
+              ? ` (${Object.entries(c.service.error_kinds)
+                  .map(([k, n]) => `${k}: ${n}`)
+                  .join("; ")})`
+              : ""
+          }; ` +
           `${usageLine(c.service.usage)}. ${costLine(c.service.usage, c.service.confirms_per_second, "flow")}`,
         "",
       );
@@ -303,6 +312,14 @@ export function markdown(r: BenchResults): string {
     }
     out.push("");
   }
-  if (r.profile) out.push("## CPU profile of the service under the mix", "", profileMarkdown(r.profile));
+  if (r.profiles.mix)
+    out.push("## CPU profile of the service under the mix", "", profileMarkdown(r.profiles.mix));
+  if (r.profiles.get_payment) {
+    out.push(
+      "## CPU profile of GET /v1/payments/{id} (cache hit), status function alone",
+      "",
+      profileMarkdown(r.profiles.get_payment),
+    );
+  }
   return out.join("\n");
 }

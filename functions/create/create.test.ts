@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { containsPan } from "../../lib/payments/pan.ts";
 import { orderWithPayment, startTestService, type TestService } from "../../test/support/harness.ts";
 
 let t: TestService;
@@ -131,5 +132,15 @@ describe("POST /v1/payments", () => {
     });
     expect(res.status).toBe(409);
     expect(res.body.code).toBe("invalid_state");
+  });
+});
+
+describe("ids are not card numbers", () => {
+  it("accepts an order id whose digit run happens to pass the Luhn check", async () => {
+    // A real id shape with a 16-digit Luhn-valid run inside it.
+    const id = "ord_01a21ca7a5fa7004a744029112943816";
+    expect(containsPan(id)).toBe(true);
+    const res = await t.call("POST", "/v1/payments", { body: { order_id: id, payment_method: "pm_card_visa" } });
+    expect(res.status).toBe(404); // validated as an id and looked up, not rejected as a PAN
   });
 });

@@ -95,33 +95,81 @@ export function tlsOptions(tls: DbTls | false): ConnectionOptions | false {
  * - `max` connections per instance, so max-scale × max stays under the server's max_connections;
  * - a short connect timeout: an unreachable database answers 503 + Retry-After within seconds, the client retries
  *   and the queue-proxy keeps the request budget, instead of requests piling up on a dead pool;
- * - statement_timeout on the server and a query_timeout a second longer on the client, so a hung server or a
- *   silently dropped connection cannot hold a request;
+ * - statement_timeout on the server (see sessionSetup) and a query_timeout a second longer on the client, so a
+ *   hung server or a silently dropped connection cannot hold a request;
  * - idle connections are closed after 30 s: an idle instance gives its connections back long before Knative
  *   scales it to zero, and a burst of new instances finds the server's slots free;
  * - connections are renewed every 5 minutes, so the pool follows a failover or a DNS change without a restart;
  * - TCP keep-alive notices a connection that a NAT or load balancer dropped silently;
- * - a transaction left idle (an instance frozen or killed mid-request) is ended by the server, freeing its locks.
+ * - a transaction left idle (an instance frozen or killed mid-request) is ended by the server, freeing its locks
+ *   (idle_in_transaction_session_timeout, also in sessionSetup).
  */
 export function poolOptions(config: DbConfig): pg.PoolConfig {
   return {
     connectionString: connectionString(config.url),
     max: config.poolMax,
     connectionTimeoutMillis: config.connectTimeoutMs,
-    statement_timeout: config.statementTimeoutMs,
     query_timeout: config.statementTimeoutMs + 1_000,
-    idle_in_transaction_session_timeout: config.statementTimeoutMs * 2,
     idleTimeoutMillis: 30_000,
     maxLifetimeSeconds: 300,
     keepAlive: true,
     ssl: tlsOptions(config.ssl),
     application_name: "payment-service",
-    options: config.schema ? `-c search_path=${config.schema}` : undefined,
   };
 }
 
+/**
+ * Server-side limits and the schema, sent as one SET statement on each new connection rather than as start-up
+ * parameters: PgBouncer and Neon's pooled endpoints refuse a connection whose start-up packet carries
+ * statement_timeout or options, and Neon's direct endpoints ignore them; a SET works on every PostgreSQL.
+ */
+export function sessionSetup(config: DbConfig): string {
+  return [
+    `SET statement_timeout = ${config.statementTimeoutMs}`,
+    `SET idle_in_transaction_session_timeout = ${config.statementTimeoutMs * 2}`,
+    ...(config.schema ? [`SET search_path TO ${config.schema}`] : []),
+  ].join("; ");
+}
+
+type ClientClass = new (
+  // biome-ignore lint/suspicious/noExplicitAny: TypeScript requires any[] for a mixin's base constructor
+  ...args: any[]
+) => {
+  connect(): Promise<void>;
+  query(sql: string): Promise<unknown>;
+  end(): Promise<void>;
+};
+
+/**
+ * A client class that runs sessionSetup as part of connecting, so the pool hands out a connection only once its
+ * limits and schema are in force (a query queued behind another on one client is deprecated in node-postgres).
+ */
+export function withSessionSetup<C>(base: C, setup: string): C {
+  const Base = base as unknown as ClientClass;
+  return class extends Base {
+    override connect(callback?: (error?: Error) => void): Promise<void> {
+      const settled = super
+        .connect()
+        .then(() => this.query(setup))
+        .then(
+          () => undefined,
+          async (error: unknown) => {
+            await this.end().catch(() => {}); // a half-set-up connection is not handed out
+            throw error;
+          },
+        );
+      // pg-pool connects with a callback; direct callers await the promise.
+      if (callback) settled.then(() => callback(), callback);
+      return settled;
+    }
+  } as C;
+}
+
 export function openPg(config: DbConfig): Db {
-  const pool = new pg.Pool(poolOptions(config));
+  const pool = new pg.Pool({
+    ...poolOptions(config),
+    Client: withSessionSetup(pg.Client, sessionSetup(config)),
+  });
   // An idle client's error (server restart) must not crash the process; the pool replaces the client.
   pool.on("error", () => {});
   return poolDb(pool, "pg");

@@ -62,7 +62,7 @@ export async function outboxLagSeconds(service: ServiceContext): Promise<number>
 }
 
 /** Gauges that are read from the database at scrape time, so every instance reports the same truth. */
-async function refreshGauges(service: ServiceContext): Promise<void> {
+export async function refreshGauges(service: ServiceContext): Promise<void> {
   const { rows } = await service.db.query<{ status: string; n: number }>(
     `SELECT status, count(*)::int AS n FROM payments
      WHERE status IN ('requires_confirmation', 'processing', 'requires_action', 'requires_capture') GROUP BY status`,

@@ -2,6 +2,7 @@ import { invalidState, notFound } from "../http/errors.ts";
 import type { VerbContext } from "./context.ts";
 import { recordChange } from "./records.ts";
 import { type PaymentObject, type PaymentRow, paymentObject } from "./serialize.ts";
+import { countOutcome } from "./settle.ts";
 import { invalidateStatusCache } from "./status-cache.ts";
 import { voidAtProvider } from "./void.ts";
 
@@ -45,6 +46,7 @@ export async function cancelPayment(
     return row;
   });
   await invalidateStatusCache(ctx, "payment", id);
+  countOutcome(payment);
   ctx.onEventsWritten();
   if (payment.previous_status !== "requires_confirmation") await voidAtProvider(ctx, payment);
   return paymentObject(payment);

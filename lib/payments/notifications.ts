@@ -2,12 +2,10 @@ import type { Queryable } from "../db/db.ts";
 import type { DeliveryMeta, IgnoreReason } from "../events/provider-events.ts";
 import { lastAppliedAt } from "../events/provider-events.ts";
 import type { ProviderName, ProviderNotification, ProviderOutcome } from "../providers/provider.ts";
-import { metrics } from "../telemetry/metrics.ts";
 import type { Actor, ServiceContext, VerbContext } from "./context.ts";
-import { type Currency, isCurrency, toMajorUnits } from "./money.ts";
 import { settleRefund } from "./refunds.ts";
 import type { PaymentRow, RefundRow } from "./serialize.ts";
-import { settleInTransaction } from "./settle.ts";
+import { countOutcome, settleInTransaction } from "./settle.ts";
 import { PAYMENT_STATUSES, PAYMENT_TRANSITIONS, type PaymentStatus } from "./state-machine.ts";
 import { invalidateStatusCache } from "./status-cache.ts";
 
@@ -93,17 +91,7 @@ export async function afterNotificationCommit(effect: NotificationEffect): Promi
   await invalidateStatusCache(ctx, "payment", payment.id);
   if (payment.status === "succeeded") await invalidateStatusCache(ctx, "order", payment.order_id);
   ctx.onEventsWritten();
-  metrics.paymentsTotal.inc({
-    provider: payment.provider,
-    status: payment.status,
-    currency: payment.currency,
-  });
-  if (payment.status === "succeeded" && isCurrency(payment.currency)) {
-    metrics.paymentAmount.observe(
-      { currency: payment.currency },
-      toMajorUnits(payment.amount_captured, payment.currency as Currency),
-    );
-  }
+  countOutcome(payment);
 }
 
 /**
@@ -121,6 +109,16 @@ async function lockPayment(
   provider: ProviderName,
   n: ProviderNotification,
 ): Promise<PaymentRow | undefined> {
+  // The order before the payment, as in every transaction locking both (see settleInTransaction).
+  await (n.paymentId
+    ? tx.query("SELECT 1 FROM orders WHERE id IN (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE", [
+        n.paymentId,
+      ])
+    : tx.query(
+        `SELECT 1 FROM orders WHERE id IN
+           (SELECT order_id FROM payments WHERE provider = $1 AND provider_payment_id = $2) FOR UPDATE`,
+        [provider, n.providerPaymentId],
+      ));
   const { rows } = n.paymentId
     ? await tx.query<PaymentRow>("SELECT * FROM payments WHERE id = $1 FOR UPDATE", [n.paymentId])
     : await tx.query<PaymentRow>(

@@ -12,6 +12,7 @@ import {
   type PaymentRow,
   paymentObject,
 } from "./serialize.ts";
+import { countOutcome } from "./settle.ts";
 import type { OrderStatus } from "./state-machine.ts";
 import { invalidateStatusCache, readThrough } from "./status-cache.ts";
 import { voidAtProvider } from "./void.ts";
@@ -101,8 +102,10 @@ export async function cancelOrder(ctx: VerbContext, id: string): Promise<OrderOb
       `UPDATE payments p SET status = 'canceled', cancellation_reason = 'abandoned', next_action = NULL,
          amount_capturable = 0, updated_at = now()
        FROM (SELECT id, status AS previous_status FROM payments
-             WHERE order_id = $1 AND status IN ('requires_confirmation', 'requires_action', 'requires_capture')) old
-       WHERE p.id = old.id RETURNING p.*, old.previous_status`,
+             WHERE order_id = $1 AND status IN ('requires_confirmation', 'requires_action', 'requires_capture')
+             FOR UPDATE) old
+       WHERE p.id = old.id AND p.status IN ('requires_confirmation', 'requires_action', 'requires_capture')
+       RETURNING p.*, old.previous_status`,
       [id],
     );
     for (const payment of canceledPayments.rows) {
@@ -137,7 +140,10 @@ export async function cancelOrder(ctx: VerbContext, id: string): Promise<OrderOb
     return { order, voided: canceledPayments.rows };
   });
   await invalidateStatusCache(ctx, "order", id);
-  for (const payment of voided) await invalidateStatusCache(ctx, "payment", payment.id);
+  for (const payment of voided) {
+    await invalidateStatusCache(ctx, "payment", payment.id);
+    countOutcome(payment);
+  }
   ctx.onEventsWritten();
   for (const payment of voided) {
     if (payment.previous_status !== "requires_confirmation") await voidAtProvider(ctx, payment);

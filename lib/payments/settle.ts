@@ -44,6 +44,12 @@ export async function settleInTransaction(
   action: string,
 ): Promise<PaymentRow | undefined> {
   const fields = outcomeFields(outcome);
+  // Every transaction that locks an order and one of its payments takes the order first (confirm, capture and
+  // order cancel do): a settle that held its payment while waiting for the order deadlocked with a confirm of a
+  // sibling payment, which holds the order and waits on this payment's entry in the one-active-per-order index.
+  await tx.query("SELECT 1 FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE", [
+    paymentId,
+  ]);
   const { rows } = await tx.query<PaymentRow & { previous_status: PaymentStatus }>(
     `UPDATE payments p SET
        status = $3,
@@ -153,7 +159,9 @@ function outcomeFields(outcome: Settlement): {
   }
 }
 
-function countOutcome(row: PaymentRow): void {
+export function countOutcome(row: PaymentRow): void {
+  // A revert (the provider did not act) is not an outcome; the payment is where it started.
+  if (row.status === "requires_confirmation") return;
   metrics.paymentsTotal.inc({ provider: row.provider, status: row.status, currency: row.currency });
   if (row.status === "succeeded" && isCurrency(row.currency)) {
     metrics.paymentAmount.observe(

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FakeYooKassa, startFakeYooKassa } from "../../test/providers/support/fake-yookassa.ts";
 import { unusedPort } from "../../test/providers/support/http-server.ts";
-import { newId } from "../payments/ids.ts";
 import { ipAllowList } from "../http/ip-allowlist.ts";
+import { newId } from "../payments/ids.ts";
 import {
   type PaymentProvider,
   ProviderError,

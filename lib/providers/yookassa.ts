@@ -1,6 +1,6 @@
 import * as v from "valibot";
-import { isCurrency } from "../payments/money.ts";
 import { ipAllowList } from "../http/ip-allowlist.ts";
+import { isCurrency } from "../payments/money.ts";
 import {
   type PaymentProvider,
   ProviderError,

@@ -1,8 +1,9 @@
 import { serve } from "@hono/node-server";
 import { type Config, loadConfig } from "../config/index.ts";
+import { refreshGauges } from "../http/probes.ts";
 import type { ServiceContext } from "../payments/context.ts";
 import { initializeMetrics } from "../telemetry/baseline.ts";
-import { shutdownTelemetry, startTelemetry } from "../telemetry/preload.ts";
+import { refreshMetricsBeforeExport, shutdownTelemetry, startTelemetry } from "../telemetry/preload.ts";
 import { loadApp } from "./apps.ts";
 import { withDevSecret } from "./dev-secret.ts";
 import { mintToken } from "./dev-token.ts";
@@ -21,6 +22,8 @@ export async function startServer(
   // prototypes, so the pools createService just opened are traced too: no need to start it before them.
   await startTelemetry(config, service.log);
   initializeMetrics(service.providers);
+  // Pushed metrics are never scraped, so the database-derived gauges are refreshed before each export.
+  refreshMetricsBeforeExport(() => refreshGauges(service));
   const app = await loadApp(service);
   const server = serve({ fetch: app.fetch, port: config.port, hostname: "0.0.0.0" });
   await new Promise<void>((resolve, reject) => {

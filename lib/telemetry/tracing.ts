@@ -18,36 +18,58 @@ import {
  */
 const tracer = () => trace.getTracer("payment-service");
 
+export interface SpanOptions {
+  kind?: SpanKind;
+  /**
+   * A stored W3C traceparent to continue instead of the active span: an outbox row's, so the send of an event
+   * joins the trace of the request that wrote it.
+   */
+  parent?: string | null;
+}
+
 /**
- * Runs `fn` in a new span, child of the active one: ended when `fn` settles, marked as an error when it throws.
- * For outbox sends, reconciliation passes and anything else that is not an HTTP request.
+ * Runs `fn` in a new span, child of the active one (or of `parent`): ended when `fn` settles, marked as an error
+ * when it throws. For outbox sends, reconciliation passes and anything else that is not an HTTP request.
  */
 export function withSpan<T>(
   name: string,
   attributes: Attributes,
   fn: (span: Span) => Promise<T>,
-  kind: SpanKind = SpanKind.INTERNAL,
+  options: SpanOptions = {},
 ): Promise<T> {
-  return tracer().startActiveSpan(name, { kind, attributes }, async (span) => {
-    try {
-      return await fn(span);
-    } catch (error) {
-      recordError(span, error);
-      throw error;
-    } finally {
-      span.end();
-    }
-  });
+  const parent = options.parent
+    ? propagation.extract(ROOT_CONTEXT, { traceparent: options.parent })
+    : context.active();
+  return tracer().startActiveSpan(
+    name,
+    { kind: options.kind ?? SpanKind.INTERNAL, attributes },
+    parent,
+    async (span) => {
+      try {
+        return await fn(span);
+      } catch (error) {
+        recordError(span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
 
 /** The same, for a call that leaves the process (a provider's API, the event sink). */
-export function withClientSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T>) {
-  return withSpan(name, attributes, fn, SpanKind.CLIENT);
+export function withClientSpan<T>(
+  name: string,
+  attributes: Attributes,
+  fn: (span: Span) => Promise<T>,
+  options: Omit<SpanOptions, "kind"> = {},
+) {
+  return withSpan(name, attributes, fn, { ...options, kind: SpanKind.CLIENT });
 }
 
 export function recordError(span: Span, error: unknown): void {
   if (error instanceof Error) {
-    // The message only: exception stacks and messages are exported to a backend with other retention rules.
+    // The error's type only: messages may quote request data, and spans go to a backend with other retention rules.
     span.setStatus({ code: SpanStatusCode.ERROR, message: error.name });
     span.setAttribute("error.type", error.name);
   } else {

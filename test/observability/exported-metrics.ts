@@ -30,6 +30,13 @@ const PAYMENT_STATUSES = [
   "requires_capture",
   "processing",
 ] as const;
+// Not yet terminal: what active_payments_gauge counts.
+const OPEN_PAYMENT_STATUSES = [
+  "requires_confirmation",
+  "processing",
+  "requires_action",
+  "requires_capture",
+] as const;
 const PAYMENT_OPERATIONS = ["confirm", "capture", "cancel", "refund"] as const;
 const INTEGRATIONS = [
   "database",
@@ -54,7 +61,12 @@ export const METRIC_CONTRACT: readonly MetricContract[] = [
     values: { operation: PAYMENT_OPERATIONS, outcome: ["success", "failure", "error"] },
   },
   { name: "payment_amount_histogram", type: "histogram", labels: ["currency"] },
-  { name: "active_payments_gauge", type: "gauge", labels: ["status"], values: { status: PAYMENT_STATUSES } },
+  {
+    name: "active_payments_gauge",
+    type: "gauge",
+    labels: ["status"],
+    values: { status: OPEN_PAYMENT_STATUSES },
+  },
 
   // HTTP
   { name: "http_requests_total", type: "counter", labels: ["function", "method", "route", "status"] },

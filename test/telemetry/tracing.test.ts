@@ -5,7 +5,7 @@
 import { SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { node, tracing } from "@opentelemetry/sdk-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { currentTraceparent, traceHeaders, withSpan } from "../../lib/telemetry/tracing.ts";
+import { currentTraceparent, traceHeaders, withClientSpan, withSpan } from "../../lib/telemetry/tracing.ts";
 import { orderWithPayment, startTestService, type TestService } from "../support/harness.ts";
 
 const exporter = new tracing.InMemorySpanExporter();
@@ -123,6 +123,20 @@ describe("withSpan and traceHeaders", () => {
       "messaging.batch.message_count": 3,
       "error.type": "TypeError",
     });
+  });
+
+  it("continue a stored traceparent: an outbox send joins the trace of the request that wrote the event", async () => {
+    const headers = await withClientSpan(
+      "outbox send",
+      { "cloudevents.event_type": "io.payment-service.payment.succeeded" },
+      async () => traceHeaders(),
+      { parent: traceparent },
+    );
+    const send = spans().find((s) => s.name === "outbox send");
+    expect(send?.kind).toBe(SpanKind.CLIENT);
+    expect(send?.spanContext().traceId).toBe(CALLER_TRACE);
+    expect(send?.parentSpanContext?.spanId).toBe(CALLER_SPAN);
+    expect(headers.traceparent).toBe(`00-${CALLER_TRACE}-${send?.spanContext().spanId}-01`);
   });
 
   it("give nothing to propagate outside a span", () => {
