@@ -140,7 +140,9 @@ describe("ids are not card numbers", () => {
     // A real id shape with a 16-digit Luhn-valid run inside it.
     const id = "ord_01a21ca7a5fa7004a744029112943816";
     expect(containsPan(id)).toBe(true);
-    const res = await t.call("POST", "/v1/payments", { body: { order_id: id, payment_method: "pm_card_visa" } });
+    const res = await t.call("POST", "/v1/payments", {
+      body: { order_id: id, payment_method: "pm_card_visa" },
+    });
     expect(res.status).toBe(404); // validated as an id and looked up, not rejected as a PAN
   });
 });

@@ -41,8 +41,6 @@ export const NotificationEventData = v.object({
 /** A CloudEvent of this kind may be a bit larger than the raw payload it wraps (JSON escaping, headers). */
 export const MAX_EVENT_BYTES = 2 * MAX_BODY_BYTES;
 
-export const ProviderParam = ProviderName;
-
 /** The answer to a provider: it only needs the 2xx; the result helps whoever reads the provider's delivery log. */
 export const WebhookAck = v.object({
   received: v.literal(true),

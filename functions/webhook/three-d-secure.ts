@@ -81,6 +81,7 @@ async function authenticate(
       requestId: variable(c, "requestId") ?? "",
       traceparent: variable(c, "traceparent"),
       type: "provider",
+      id: payment.provider,
       source: "webhook",
     };
     const ctx: VerbContext = { ...service, actor };

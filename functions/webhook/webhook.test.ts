@@ -72,7 +72,7 @@ describe("POST /v1/webhooks/sandbox", () => {
     expect(audit).toEqual([
       {
         actor_type: "provider",
-        actor_id: "webhook",
+        actor_id: "sandbox",
         action: "payment.webhook.succeeded",
         status_before: "processing",
         status_after: "succeeded",

@@ -33,6 +33,8 @@ export function redisOptions(options: RedisCacheOptions = {}): RedisOptions {
     // While disconnected, commands fail at once instead of queueing behind a reconnect: callers fall back to
     // PostgreSQL (or fail open) immediately.
     enableOfflineQueue: false,
+    // Commands issued in the same tick (a rate-limit check, a cache read, a lock) go out in one write.
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs ?? 500,
     // A Redis that stops answering (network partition, no RST) has its connection dropped, so later commands fail

@@ -3,7 +3,7 @@ import pg from "pg";
 import ws from "ws";
 import type { DbConfig } from "../config/index.ts";
 import type { Db } from "./db.ts";
-import { poolDb, poolOptions, sessionSetup, withSessionSetup } from "./pg.ts";
+import { poolDb, poolOptions } from "./pg.ts";
 
 export interface WsProxySettings {
   /** What `neonConfig.wsProxy` returns: `host:port/path?address=…`, without a scheme (the driver adds it). */
@@ -56,7 +56,7 @@ export function openNeon(config: DbConfig): Db {
     types: pg.types,
   });
   // NeonPool sets its own Client class after the base constructor has read `options.Client`: replace it here.
-  pool.Client = withSessionSetup(ConfiguredClient, sessionSetup(config));
+  pool.Client = ConfiguredClient;
   pool.on("error", () => {});
   return poolDb(pool as never, "neon");
 }

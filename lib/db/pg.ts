@@ -115,6 +115,10 @@ export function poolOptions(config: DbConfig): pg.PoolConfig {
     keepAlive: true,
     ssl: tlsOptions(config.ssl),
     application_name: "payment-service",
+    // Awaited by the pool before it hands the new connection out, so its limits and schema are always in force.
+    onConnect: async (client) => {
+      await client.query(sessionSetup(config));
+    },
   };
 }
 
@@ -131,45 +135,8 @@ export function sessionSetup(config: DbConfig): string {
   ].join("; ");
 }
 
-type ClientClass = new (
-  // biome-ignore lint/suspicious/noExplicitAny: TypeScript requires any[] for a mixin's base constructor
-  ...args: any[]
-) => {
-  connect(): Promise<void>;
-  query(sql: string): Promise<unknown>;
-  end(): Promise<void>;
-};
-
-/**
- * A client class that runs sessionSetup as part of connecting, so the pool hands out a connection only once its
- * limits and schema are in force (a query queued behind another on one client is deprecated in node-postgres).
- */
-export function withSessionSetup<C>(base: C, setup: string): C {
-  const Base = base as unknown as ClientClass;
-  return class extends Base {
-    override connect(callback?: (error?: Error) => void): Promise<void> {
-      const settled = super
-        .connect()
-        .then(() => this.query(setup))
-        .then(
-          () => undefined,
-          async (error: unknown) => {
-            await this.end().catch(() => {}); // a half-set-up connection is not handed out
-            throw error;
-          },
-        );
-      // pg-pool connects with a callback; direct callers await the promise.
-      if (callback) settled.then(() => callback(), callback);
-      return settled;
-    }
-  } as C;
-}
-
 export function openPg(config: DbConfig): Db {
-  const pool = new pg.Pool({
-    ...poolOptions(config),
-    Client: withSessionSetup(pg.Client, sessionSetup(config)),
-  });
+  const pool = new pg.Pool(poolOptions(config));
   // An idle client's error (server restart) must not crash the process; the pool replaces the client.
   pool.on("error", () => {});
   return poolDb(pool, "pg");

@@ -218,9 +218,20 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
         await idempotency.complete(principal.merchantId, key, { status: 500, body: "" }).catch(() => {});
         throw error;
       }
-      const text = await response.clone().text();
-      await idempotency.complete(principal.merchantId, key, { status: response.status, body: text });
-      return response;
+      // Read once and answer with the same text: cloning the Response would tee its stream on every request.
+      const text = await response.text();
+      try {
+        await idempotency.complete(principal.merchantId, key, { status: response.status, body: text });
+      } catch (error) {
+        // What ran is committed: a 503 now would tell the client that nothing was and invite a retry that runs it
+        // again. The answer goes out; the key stays in flight until its lease ends.
+        if (!isUnavailable(error)) throw error;
+        service.log.warn(
+          { request_id: c.get("requestId"), err: (error as Error).message },
+          "idempotency result not stored: database unavailable",
+        );
+      }
+      return new Response(text, { status: response.status, headers: response.headers });
     } finally {
       await releaseLock();
     }

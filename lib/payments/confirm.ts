@@ -1,4 +1,4 @@
-import { PG_UNIQUE_VIOLATION, sqlState } from "../db/db.ts";
+import { isUnavailable, PG_UNIQUE_VIOLATION, sqlState } from "../db/db.ts";
 import { ApiError, invalidState, notFound } from "../http/errors.ts";
 import { callProvider } from "../providers/call.ts";
 import {
@@ -45,7 +45,7 @@ export async function confirmPayment(
       [id, ctx.actor.merchantId, input.payment_method ?? null, input.return_url ?? null],
     ),
   );
-  const payment = await routeFirstAttempt(ctx, begun);
+  const payment = await unlessDatabaseLost(ctx, begun, () => routeFirstAttempt(ctx, begun), begun);
   const provider = providerOf(ctx, payment);
   const key = providerIdempotencyKey(payment.id, "authorize", payment.attempt);
   return finishProviderOperation(ctx, payment, "confirm", "requires_confirmation", started, () =>
@@ -189,13 +189,20 @@ async function finishProviderOperation(
     observe("error");
     if (error instanceof ProviderError && error.definite) {
       // The provider did not act: put the payment back so the client may retry.
-      await settlePayment(
+      const reverted = await unlessDatabaseLost(
         ctx,
-        payment.id,
-        ["processing"],
-        revertOutcome(revertTo, payment),
-        `payment.${operation}.revert`,
+        payment,
+        () =>
+          settlePayment(
+            ctx,
+            payment.id,
+            ["processing"],
+            revertOutcome(revertTo, payment),
+            `payment.${operation}.revert`,
+          ).then(() => true),
+        false,
       );
+      if (!reverted) return paymentObject(payment);
       // The provider's own message stays in the log: it can name accounts, keys or internals.
       ctx.log.warn({ payment_id: payment.id, provider, err: error.message }, "provider did not act");
       const open = error.retryAfterSeconds !== undefined;
@@ -212,21 +219,53 @@ async function finishProviderOperation(
       { payment_id: payment.id, err: error instanceof Error ? error.message : error },
       "provider outcome unknown",
     );
-    const current = await findPayment(ctx, payment.id);
+    const current = await unlessDatabaseLost(ctx, payment, () => findPayment(ctx, payment.id), payment);
     return paymentObject(current ?? payment);
   }
-  const settled = await settlePayment(
+  const answer = await unlessDatabaseLost(
     ctx,
-    payment.id,
-    ["processing"],
-    outcome,
-    `payment.${operation}.${outcome.status}`,
+    payment,
+    async () => {
+      const settled = await settlePayment(
+        ctx,
+        payment.id,
+        ["processing"],
+        outcome,
+        `payment.${operation}.${outcome.status}`,
+      );
+      if (settled) return paymentObject(settled);
+      // Someone else (a webhook, reconciliation) settled it first; answer with what is committed.
+      const current = await findPayment(ctx, payment.id);
+      return paymentObject(current ?? payment);
+    },
+    paymentObject(payment),
   );
   observe(outcome.status === "failed" ? "failure" : "success");
-  if (settled) return paymentObject(settled);
-  // Someone else (a webhook, reconciliation) settled it first; answer with what is committed.
-  const current = await findPayment(ctx, payment.id);
-  return paymentObject(current ?? payment);
+  return answer;
+}
+
+/**
+ * After step 1 committed, a 5xx would tell the client that nothing was (the contract: 5xx answers are not stored,
+ * a retry runs again) — and its retry would meet a payment already processing. So when the database is lost while
+ * the provider's answer is being recorded, the answer is what is committed: the payment, processing, which
+ * reconciliation settles with the provider's own account of it.
+ */
+async function unlessDatabaseLost<T>(
+  ctx: VerbContext,
+  payment: PaymentRow,
+  work: () => Promise<T>,
+  committed: T,
+): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!isUnavailable(error)) throw error;
+    ctx.log.warn(
+      { payment_id: payment.id, err: (error as Error).message },
+      "database lost after the payment went to processing; it stays processing for reconciliation",
+    );
+    return committed;
+  }
 }
 
 function revertOutcome(status: PaymentStatus, payment: PaymentRow): Settlement {

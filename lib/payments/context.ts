@@ -33,6 +33,8 @@ export interface Actor {
   traceparent?: string;
   /** "merchant" for API calls; "provider" for webhooks; "system" for reconciliation. */
   type: "merchant" | "provider" | "system";
+  /** Who, for the audit trail, when not the merchant: the provider's name, or the job that acted. */
+  id?: string;
   /** The function that served the request, for the CloudEvent source. */
   source: string;
 }

@@ -71,7 +71,7 @@ export async function applyNotification(
   const from = notificationFrom(outcome.status);
   if (!from.includes(payment.status)) return ignored("not_applicable");
 
-  const ctx = notificationContext(service, payment.merchant_id, meta);
+  const ctx = notificationContext(service, payment.merchant_id, provider, meta);
   const settled = await settleInTransaction(
     tx,
     ctx,
@@ -147,17 +147,23 @@ async function refundEffect(
   if (refund.status !== "pending") {
     return { status: "ignored", reason: "not_applicable", paymentId: refund.payment_id, refundId };
   }
-  const ctx = notificationContext(service, refund.merchant_id, meta);
+  const ctx = notificationContext(service, refund.merchant_id, provider, meta);
   return { status: "refund_due", refund, outcome: n.refund.status, ctx };
 }
 
 /** A provider acting on a merchant's payment: the audit trail records actor type "provider". */
-function notificationContext(service: ServiceContext, merchantId: string, meta: DeliveryMeta): VerbContext {
+function notificationContext(
+  service: ServiceContext,
+  merchantId: string,
+  provider: ProviderName,
+  meta: DeliveryMeta,
+): VerbContext {
   const actor: Actor = {
     merchantId,
     requestId: meta.requestId,
     traceparent: meta.traceparent,
     type: "provider",
+    id: provider,
     source: "webhook",
   };
   return { ...service, actor };

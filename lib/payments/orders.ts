@@ -3,7 +3,7 @@ import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { type ListParams, listPage } from "./list.ts";
 import type { Currency } from "./money.ts";
-import { recordChange } from "./records.ts";
+import { changeCtes, recordChange } from "./records.ts";
 import {
   type Metadata,
   type OrderObject,
@@ -24,35 +24,58 @@ export interface CreateOrderInput {
   metadata?: Metadata;
 }
 
+/**
+ * One statement writes the order, its audit row and its event: atomic without BEGIN/COMMIT, one round trip. The
+ * object is complete before the insert (the timestamps come from the service clock), so the event carries it.
+ */
 export async function createOrder(ctx: VerbContext, input: CreateOrderInput): Promise<OrderObject> {
-  const id = newId("ord");
-  const order = await ctx.db.transaction(async (tx) => {
-    const { rows } = await tx.query<OrderRow>(
-      `INSERT INTO orders (id, merchant_id, amount, currency, description, metadata)
-       VALUES ($1, $2, $3, $4, $5, $6) RETURNING *`,
-      [
-        id,
-        ctx.actor.merchantId,
-        input.amount,
-        input.currency,
-        input.description ?? null,
-        JSON.stringify(input.metadata ?? {}),
-      ],
-    );
-    const object = orderObject(rows[0] as OrderRow);
-    await recordChange(tx, ctx, {
+  const now = ctx.clock();
+  const order = orderObject({
+    id: newId("ord"),
+    merchant_id: ctx.actor.merchantId,
+    amount: input.amount,
+    currency: input.currency,
+    status: "pending",
+    description: input.description ?? null,
+    metadata: input.metadata ?? {},
+    amount_paid: 0,
+    amount_refunded: 0,
+    created_at: now,
+    updated_at: now,
+  });
+  const change = changeCtes(
+    ctx,
+    {
       objectType: "order",
-      objectId: id,
+      objectId: order.id,
       action: "order.create",
       statusBefore: null,
       statusAfter: "pending",
       amount: input.amount,
       currency: input.currency,
       event: "order.created",
-      data: object,
-    });
-    return object;
-  });
+      data: order,
+    },
+    "created",
+    8,
+  );
+  await ctx.db.query(
+    `WITH created AS (
+       INSERT INTO orders (id, merchant_id, amount, currency, description, metadata, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id
+     ), ${change.sql}
+     SELECT id FROM created`,
+    [
+      order.id,
+      ctx.actor.merchantId,
+      input.amount,
+      input.currency,
+      order.description,
+      JSON.stringify(order.metadata),
+      now,
+      ...change.values,
+    ],
+  );
   ctx.onEventsWritten();
   return order;
 }

@@ -3,7 +3,7 @@ import type { ProviderName } from "../providers/provider.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { type ListParams, listPage } from "./list.ts";
-import { recordChange } from "./records.ts";
+import { changeCtes } from "./records.ts";
 import {
   type Metadata,
   type OrderRow,
@@ -44,43 +44,78 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
       errors: [{ path: "provider", message: "Provider is not configured." }],
     });
   }
-  const id = newId("pay");
-  const payment = await ctx.db.transaction(async (tx) => {
-    // The order is re-checked inside the insert so a concurrent cancel cannot slip between check and write.
-    const { rows } = await tx.query<PaymentRow>(
-      `INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
-                             return_url, description, metadata)
-       SELECT $1, $2, o.id, o.amount, o.currency, $4, $5, $6, $7, $8, $9
-       FROM orders o WHERE o.id = $3 AND o.merchant_id = $2 AND o.status = 'pending'
-       RETURNING *`,
-      [
-        id,
-        ctx.actor.merchantId,
-        input.order_id,
-        provider,
-        input.payment_method,
-        input.capture_method ?? "automatic",
-        input.return_url ?? null,
-        input.description ?? null,
-        JSON.stringify(input.metadata ?? {}),
-      ],
-    );
-    const row = rows[0];
-    if (!row) throw invalidState("Order is no longer pending.");
-    const object = paymentObject(row);
-    await recordChange(tx, ctx, {
+  const now = ctx.clock();
+  // Complete before the insert (amount and currency are the order's), so the event can carry it.
+  const row: PaymentRow = {
+    id: newId("pay"),
+    merchant_id: ctx.actor.merchantId,
+    order_id: order.id,
+    amount: order.amount,
+    currency: order.currency,
+    status: "requires_confirmation",
+    provider,
+    provider_payment_id: null,
+    payment_method: input.payment_method,
+    capture_method: input.capture_method ?? "automatic",
+    amount_capturable: 0,
+    amount_captured: 0,
+    amount_refunded: 0,
+    next_action: null,
+    failure: null,
+    cancellation_reason: null,
+    return_url: input.return_url ?? null,
+    description: input.description ?? null,
+    metadata: input.metadata ?? {},
+    attempt: 0,
+    processing_since: null,
+    created_at: now,
+    updated_at: now,
+  };
+  const payment = paymentObject(row);
+  const change = changeCtes(
+    ctx,
+    {
       objectType: "payment",
-      objectId: id,
+      objectId: row.id,
       action: "payment.create",
       statusBefore: null,
       statusAfter: row.status,
       amount: row.amount,
       currency: row.currency,
       event: "payment.created",
-      data: object,
-    });
-    return object;
-  });
+      data: payment,
+    },
+    "created",
+    13,
+  );
+  // One atomic statement; the order is re-checked inside it, so a concurrent cancel cannot slip between the
+  // check above and this write, and when it did, nothing (not the audit row, not the event) is written.
+  const { rowCount } = await ctx.db.query(
+    `WITH created AS (
+       INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
+                             return_url, description, metadata, created_at, updated_at)
+       SELECT $1, $2, o.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12
+       FROM orders o WHERE o.id = $3 AND o.merchant_id = $2 AND o.status = 'pending' AND o.amount = $4
+       RETURNING id
+     ), ${change.sql}
+     SELECT id FROM created`,
+    [
+      row.id,
+      row.merchant_id,
+      row.order_id,
+      row.amount,
+      row.currency,
+      provider,
+      row.payment_method,
+      row.capture_method,
+      row.return_url,
+      row.description,
+      JSON.stringify(row.metadata),
+      now,
+      ...change.values,
+    ],
+  );
+  if (rowCount === 0) throw invalidState("Order is no longer pending.");
   ctx.onEventsWritten();
   return payment;
 }

@@ -23,33 +23,52 @@ export interface Change {
  * audit entry and its announcement commit together or not at all. One statement for both keeps it one round trip.
  */
 export async function recordChange(tx: Queryable, ctx: VerbContext, change: Change): Promise<void> {
+  const { sql, values } = changeCtes(ctx, change, "one", 1);
+  await tx.query(`WITH one AS (SELECT 1), ${sql} SELECT 1`, values);
+}
+
+/**
+ * The audit and outbox inserts of a change as WITH-clauses that insert once per row of the CTE `source`: appended
+ * to the statement that makes the change, the whole write is one atomic statement, and when that statement
+ * changes nothing (a condition did not hold) it records nothing either. Parameters are numbered from `first`.
+ */
+export function changeCtes(
+  ctx: VerbContext,
+  change: Change,
+  source: string,
+  first: number,
+): { sql: string; values: unknown[] } {
   const { actor } = ctx;
   const eventId = change.event ? newId("evt") : null;
-  await tx.query(
-    `WITH audit AS (
+  const values = [
+    actor.type,
+    actor.type === "merchant" ? actor.merchantId : (actor.id ?? actor.source),
+    change.action,
+    change.objectType,
+    change.objectId,
+    change.statusBefore,
+    change.statusAfter,
+    change.amount ?? null,
+    change.currency ?? null,
+    actor.requestId,
+    eventId,
+    change.event ? `io.payment-service.${change.event}` : null,
+    `/payment-service/${actor.source}`,
+    change.partitionKey ?? change.objectId,
+    actor.merchantId,
+    change.data === undefined ? null : JSON.stringify(change.data),
+    actor.traceparent ?? null,
+  ];
+  const p = (n: number) => `$${first + n - 1}`;
+  const sql = `audit AS (
        INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-     )
-     INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
-     SELECT $11::text, $12::text, $13::text, $5::text, $14::text, $15::text, $16::jsonb, $17::text WHERE $11::text IS NOT NULL`,
-    [
-      actor.type,
-      actor.type === "merchant" ? actor.merchantId : actor.source,
-      change.action,
-      change.objectType,
-      change.objectId,
-      change.statusBefore,
-      change.statusAfter,
-      change.amount ?? null,
-      change.currency ?? null,
-      actor.requestId,
-      eventId,
-      change.event ? `io.payment-service.${change.event}` : null,
-      `/payment-service/${actor.source}`,
-      change.partitionKey ?? change.objectId,
-      actor.merchantId,
-      change.data === undefined ? null : JSON.stringify(change.data),
-      actor.traceparent ?? null,
-    ],
-  );
+       SELECT ${p(1)}::text, ${p(2)}::text, ${p(3)}::text, ${p(4)}::text, ${p(5)}::text, ${p(6)}::text, ${p(7)}::text,
+              ${p(8)}::bigint, ${p(9)}::text, ${p(10)}::text FROM ${source}
+     ),
+     event AS (
+       INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
+       SELECT ${p(11)}::text, ${p(12)}::text, ${p(13)}::text, ${p(5)}::text, ${p(14)}::text, ${p(15)}::text, ${p(16)}::jsonb,
+              ${p(17)}::text FROM ${source} WHERE ${p(11)}::text IS NOT NULL
+     )`;
+  return { sql, values };
 }

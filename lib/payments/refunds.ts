@@ -1,3 +1,4 @@
+import { isUnavailable } from "../db/db.ts";
 import { ApiError, invalidState, notFound } from "../http/errors.ts";
 import { callProvider } from "../providers/call.ts";
 import { ProviderError, type ProviderName, providerIdempotencyKey } from "../providers/provider.ts";
@@ -96,8 +97,18 @@ export async function createRefund(ctx: VerbContext, input: CreateRefundInput): 
     status = "failed";
   }
   if (status === "pending") return refundObject(refund);
-  const settled = await settleRefund(ctx, refund, status);
-  return refundObject(settled);
+  try {
+    return refundObject(await settleRefund(ctx, refund, status));
+  } catch (error) {
+    // The reservation is committed and the provider has acted: a 5xx now would invite a retry that refunds again
+    // (5xx answers are not stored). The refund stays pending and reconciliation settles it from the provider.
+    if (!isUnavailable(error)) throw error;
+    ctx.log.warn(
+      { refund_id: id, err: (error as Error).message },
+      "database lost before the refund was settled",
+    );
+    return refundObject(refund);
+  }
 }
 
 export async function settleRefund(

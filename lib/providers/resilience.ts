@@ -99,14 +99,26 @@ export function resilientProvider(inner: PaymentProvider, options: ResilienceOpt
     Math.max(1, Math.ceil((openedAt + options.circuitResetMs - Date.now()) / 1000));
 
   async function run<T>(call: () => Promise<T>): Promise<T> {
+    // Once an attempt may have acted (timed out, 5xx), no later answer proves that nothing happened: a retry
+    // refused with 429 or 503 says nothing about the attempt before it. Reporting such a call as definite let the
+    // payment go back to requires_confirmation while the provider had charged it, and a new confirm charge again.
+    let uncertain = false;
+    const attempt = () =>
+      once(call).catch((error: unknown) => {
+        if (error instanceof ProviderError && !error.definite) uncertain = true;
+        throw error;
+      });
     try {
-      return await limiter.execute(() => breaker.execute(() => retries.execute(() => once(call))));
+      return await limiter.execute(() => breaker.execute(() => retries.execute(attempt)));
     } catch (error) {
       if (error instanceof BrokenCircuitError) {
         throw new ProviderError(name, `${name} circuit is open`, true, retryAfterSeconds());
       }
       if (error instanceof BulkheadRejectedError) {
         throw new ProviderError(name, `${name} has too many calls in flight`, true, 1);
+      }
+      if (uncertain && error instanceof ProviderError && error.definite) {
+        throw new ProviderError(name, `${error.message} (an earlier attempt's outcome is unknown)`, false);
       }
       throw error;
     }

@@ -25,7 +25,12 @@ export async function startServer(
   // Pushed metrics are never scraped, so the database-derived gauges are refreshed before each export.
   refreshMetricsBeforeExport(() => refreshGauges(service));
   const app = await loadApp(service);
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: "0.0.0.0" });
+  const inFlight = new InFlight();
+  const server = serve({
+    fetch: (request, env) => inFlight.track(() => app.fetch(request, env)),
+    port: config.port,
+    hostname: "0.0.0.0",
+  });
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
@@ -49,6 +54,9 @@ export async function startServer(
         // Keep-alive sockets would hold close() open; idle ones are dropped, busy ones finish first.
         (server as unknown as { closeIdleConnections?: () => void }).closeIdleConnections?.();
       });
+      // A handler whose client went away keeps running after its socket closed: let it finish its writes
+      // before the pools it uses are closed.
+      await inFlight.drained();
       await service.outbox?.stop().catch(() => {});
       await service.db.close().catch(() => {});
       await service.cache.close().catch(() => {});
@@ -67,4 +75,24 @@ export async function startServer(
     });
   }
   return { close, service };
+}
+
+/** Counts requests being handled, so shutdown can wait for the last one. */
+class InFlight {
+  private count = 0;
+  private waiters: (() => void)[] = [];
+
+  async track<T>(handle: () => T | Promise<T>): Promise<T> {
+    this.count++;
+    try {
+      return await handle();
+    } finally {
+      this.count--;
+      if (this.count === 0) for (const wake of this.waiters.splice(0)) wake();
+    }
+  }
+
+  drained(): Promise<void> {
+    return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
 }

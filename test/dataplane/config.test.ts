@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../lib/config/index.ts";
 import { isUnavailable } from "../../lib/db/db.ts";
 import { wsProxySettings } from "../../lib/db/neon.ts";
-import { connectionString, poolOptions, tlsOptions } from "../../lib/db/pg.ts";
+import { connectionString, poolOptions, sessionSetup, tlsOptions } from "../../lib/db/pg.ts";
 
 const db = (env: Record<string, string>) => loadConfig({ NODE_ENV: "test", ...env }).db;
 
@@ -37,8 +37,30 @@ describe("choosing the database driver", () => {
   it("takes a schema only as a plain identifier (it is spliced into search_path)", () => {
     expect(db({ DATABASE_URL: "postgres://u@h/d", DB_SCHEMA: "t_ab12" }).schema).toBe("t_ab12");
     expect(() => db({ DATABASE_URL: "postgres://u@h/d", DB_SCHEMA: "x;DROP" })).toThrow(/DB_SCHEMA/);
-    expect(poolOptions(db({ DATABASE_URL: "postgres://u@h/d", DB_SCHEMA: "t_ab12" })).options).toBe(
-      "-c search_path=t_ab12",
+    expect(sessionSetup(db({ DATABASE_URL: "postgres://u@h/d", DB_SCHEMA: "t_ab12" }))).toContain(
+      "SET search_path TO t_ab12",
+    );
+  });
+});
+
+describe("connection settings", () => {
+  it("sets the server-side timeouts with SET, never as start-up parameters a pooler would refuse", () => {
+    const config = db({
+      DATABASE_URL: "postgres://u@pooler.internal:6432/d",
+      DB_STATEMENT_TIMEOUT_MS: "4000",
+    });
+    const options = poolOptions(config);
+    for (const name of [
+      "statement_timeout",
+      "idle_in_transaction_session_timeout",
+      "lock_timeout",
+      "options",
+    ]) {
+      expect(options).not.toHaveProperty(name);
+    }
+    expect(options.query_timeout).toBe(5_000);
+    expect(sessionSetup(config)).toBe(
+      "SET statement_timeout = 4000; SET idle_in_transaction_session_timeout = 8000",
     );
   });
 });

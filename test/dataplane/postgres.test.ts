@@ -32,6 +32,13 @@ describe.skipIf(skip).each(serverBackends())("PostgreSQL through the %s driver",
         [db.schema],
       );
       expect(rows[0]).toEqual({ path: db.schema, tables: 2, functions: 1 });
+      // The server-side limits are in force on the driver's connections (set on connect, see sessionSetup).
+      const limits = await db.transaction((tx) =>
+        tx.query<{ statement: string; idle: string }>(
+          "SELECT current_setting('statement_timeout') AS statement, current_setting('idle_in_transaction_session_timeout') AS idle",
+        ),
+      );
+      expect(limits.rows[0]).toEqual({ statement: "5s", idle: "10s" });
       // The append-only trigger works from inside the schema.
       await db.query(
         "INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id) VALUES ('system', 't', 'a', 'order', 'o')",

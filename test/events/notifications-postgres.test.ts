@@ -23,6 +23,16 @@ let onPaymentInserted: ((id: string) => void) | undefined;
 function gated(db: BackendDb): Db {
   return {
     ...db,
+    // Creating a payment is one autocommit statement; run it in a transaction held open at its COMMIT.
+    query: (sql, params) =>
+      sql.includes("INSERT INTO payments")
+        ? (db.transaction(async (tx) => {
+            const result = await tx.query(sql, params);
+            onPaymentInserted?.(String(params?.[0]));
+            if (holdCommit) await holdCommit;
+            return result;
+          }) as never)
+        : db.query(sql, params),
     transaction: (fn) =>
       db.transaction(async (tx) => {
         let insertedPayment = false;
