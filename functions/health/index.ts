@@ -1,7 +1,9 @@
 import { Scalar } from "@scalar/hono-api-reference";
 import { mountOutboxRoutes, OUTBOX_ROUTES } from "../../lib/events/internal-routes.ts";
+import { sweepPendingNotifications } from "../../lib/events/receive-notification.ts";
 import { buildOpenApi } from "../../lib/http/openapi.ts";
 import type { FunctionDefinition } from "../../lib/http/route.ts";
+import { reconcile } from "../../lib/payments/reconcile.ts";
 
 /**
  * health: liveness and readiness (mounted on every function by the app), plus the API reference. The JSON API
@@ -17,6 +19,7 @@ export function healthFunction(documented: () => FunctionDefinition[]): Function
       { method: "GET", path: "/openapi.json" },
       { method: "GET", path: "/docs" },
       ...OUTBOX_ROUTES,
+      { method: "POST", path: "/internal/reconcile" },
     ],
     mount(app, service) {
       let spec: ReturnType<typeof buildOpenApi> | undefined;
@@ -26,6 +29,15 @@ export function healthFunction(documented: () => FunctionDefinition[]): Function
       });
       app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Payment Service API" }));
       mountOutboxRoutes(app, service);
+      // The reconciliation PingSource's trigger (cluster-internal like the outbox routes): settle payments left
+      // processing by a lost provider answer, then apply notifications that waited for them.
+      app.post("/internal/reconcile", async (c) => {
+        c.set("route" as never, "/internal/reconcile" as never);
+        c.set("fn" as never, "health" as never);
+        const payments = await reconcile(service, { source: "health" });
+        const notifications = await sweepPendingNotifications(service);
+        return c.json({ ...payments, notifications });
+      });
     },
   };
 }
