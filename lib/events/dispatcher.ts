@@ -1,7 +1,7 @@
 import type { Queryable } from "../db/db.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import { metrics } from "../telemetry/metrics.ts";
-import { parseCeOverrides, toBinaryRequest, toCloudEvent } from "./cloudevent-out.ts";
+import { parseCeOverrides } from "./ce-overrides.ts";
 import { claimDueEvents, markFailed, markSent, type OutboxRow, readOutboxLag } from "./outbox-store.ts";
 
 export interface DispatcherOptions {
@@ -78,6 +78,8 @@ export function createOutboxDispatcher(options: DispatcherOptions): OutboxDispat
   let pollTimer: NodeJS.Timeout | undefined;
 
   async function deliver(row: OutboxRow): Promise<void> {
+    // The CloudEvents SDK (with its JSON-schema validator) loads on the first send, not at every cold start.
+    const { toBinaryRequest, toCloudEvent } = await import("./cloudevent-out.ts");
     const { headers, body } = toBinaryRequest(toCloudEvent(row, overrides));
     const response = await send(sink, {
       method: "POST",

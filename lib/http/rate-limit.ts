@@ -1,16 +1,16 @@
-import {
-  BurstyRateLimiter,
-  type RateLimiterAbstract,
-  RateLimiterMemory,
-  RateLimiterRedis,
-  RateLimiterRes,
-} from "rate-limiter-flexible";
 import type { Cache } from "../cache/cache.ts";
 import { isRedisCache } from "../cache/index.ts";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { ApiError } from "./errors.ts";
+import {
+  BurstyRateLimiter,
+  type RateLimiterAbstract,
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+} from "./rate-limiter-classes.ts";
 
 export interface RateLimitDecision {
   headers: Record<string, string>;

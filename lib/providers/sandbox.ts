@@ -207,8 +207,22 @@ export function sandboxProvider(options: SandboxOptions): PaymentProvider {
       const state = await current(payment);
       // Nothing on file: the authorize never arrived. Like Stripe or YooKassa replaying a request under its
       // idempotency key, the sandbox now processes it; a charge that did arrive is never made twice.
-      if (state.outcome.status === "processing" && !state.outcome.providerPaymentId)
+      if (state.outcome.status === "processing" && !state.outcome.providerPaymentId) {
+        // pm_card_providerError refuses every request, so its answer here is final: failed. Otherwise a payment
+        // whose confirm was cut off (crash, database lost) before the refusal was recorded stays processing forever.
+        if (payment.paymentMethod === "pm_card_providerError") {
+          const row = await recordOperation(
+            db,
+            key,
+            payment,
+            "authorize",
+            payment.amount,
+            "failed:provider_error",
+          );
+          return outcomeOf(row.status, row.provider_payment_id, row.amount, redirect(payment));
+        }
         return charge(payment, key);
+      }
       return state.outcome;
     },
     async retrieveRefund(payment, refund, key) {
