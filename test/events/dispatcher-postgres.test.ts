@@ -86,8 +86,9 @@ describe.skipIf(skip)("outbox dispatcher on PostgreSQL", () => {
     const ids = accepted(sink.received);
     expect(ids.map((r) => r.id).sort()).toEqual(rows.map((r) => r.id).sort());
     expectOrderedPerPartition(ids, rows);
+    // Together they sent each event once. How the work split between them depends on scheduling (on a loaded
+    // machine one dispatcher may take it all), so the split itself is not asserted.
     expect(results.reduce((n, r) => n + r.sent, 0)).toBe(rows.length);
-    expect(results.filter((r) => r.sent > 0).length).toBeGreaterThan(1);
   });
 
   it("delivers every event after the dispatcher process is killed between sending and marking", async () => {
