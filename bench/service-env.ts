@@ -42,6 +42,9 @@ export function serviceEnv(
     DATABASE_URL: backends.databaseUrl,
     DB_POOL_MAX: String(backends.pool),
     SANDBOX_LATENCY_MS: String(backends.providerLatencyMs),
+    // Here one process takes all the bench's connections; in the cluster an instance takes at most its
+    // containerConcurrency (50), which the default per-provider bulkhead of 64 is sized for.
+    PROVIDER_CONCURRENCY: "2000",
     REDIS_KEY_PREFIX: backends.redisKeyPrefix,
     ...(backends.redisUrl ? { REDIS_URL: backends.redisUrl } : {}),
     ...extra,
