@@ -1,5 +1,6 @@
 import type { Hono, MiddlewareHandler } from "hono";
 import * as v from "valibot";
+import { Limit } from "../http/schemas.ts";
 import { parseWith } from "../http/validate.ts";
 import type { ServiceContext } from "../payments/context.ts";
 import { listRecentEvents } from "./outbox-store.ts";
@@ -16,18 +17,7 @@ export const OUTBOX_ROUTES = [
   { method: "GET", path: "/internal/outbox" },
 ];
 
-const ListQuery = v.object({
-  limit: v.optional(
-    v.pipe(
-      v.string(),
-      v.regex(/^\d{1,3}$/, "must be a whole number"),
-      v.transform(Number),
-      v.minValue(1, "must be at least 1"),
-      v.maxValue(100, "must be at most 100"),
-    ),
-    "20",
-  ),
-});
+const ListQuery = v.object({ limit: v.optional(Limit, "20") });
 
 export function mountOutboxRoutes(app: Hono, service: ServiceContext): void {
   // The Knative PingSource's trigger (every minute): apply notifications kept for a payment that has appeared

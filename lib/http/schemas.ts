@@ -103,20 +103,20 @@ export const RefundObject = v.object({
 export const listOf = <S extends v.GenericSchema>(item: S) =>
   v.object({ object: v.literal("list"), data: v.array(item), has_more: v.boolean() });
 
+/** A page size as a query string: 1–100. */
+export const Limit = v.pipe(
+  v.string(),
+  v.regex(/^\d{1,3}$/, "must be an integer 1–100"),
+  v.transform(Number),
+  v.minValue(1, "must be at least 1"),
+  v.maxValue(100, "must be at most 100"),
+);
+
 /** limit / starting_after / ending_before, as query strings. */
 export const listQuery = <E extends v.ObjectEntries>(cursor: v.GenericSchema<string>, extra: E) =>
   v.pipe(
     v.strictObject({
-      limit: v.optional(
-        v.pipe(
-          v.string(),
-          v.regex(/^\d{1,3}$/, "must be an integer 1–100"),
-          v.transform(Number),
-          v.minValue(1, "must be at least 1"),
-          v.maxValue(100, "must be at most 100"),
-        ),
-        "10",
-      ),
+      limit: v.optional(Limit, "10"),
       starting_after: v.optional(cursor),
       ending_before: v.optional(cursor),
       ...extra,
