@@ -34,6 +34,8 @@ export function isUnavailable(error: unknown): boolean {
   const code = sqlState(error);
   if (code && /^(08|57P0|53)/.test(code)) return true; // connection exception, admin shutdown, insufficient resources
   if (code === "57014") return true; // statement timeout / query canceled
+  // A deadlock victim or a serialization failure rolled back entirely: transient, safe to retry.
+  if (code === "40P01" || code === "40001") return true;
   // The Neon driver rejects with the WebSocket's ErrorEvent, not an Error: read any message it carries.
   const message = (error as { message?: unknown } | null)?.message;
   return (

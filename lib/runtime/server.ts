@@ -26,8 +26,15 @@ export async function startServer(
   refreshMetricsBeforeExport(() => refreshGauges(service));
   const app = await loadApp(service);
   const inFlight = new InFlight();
+  let closing: Promise<void> | undefined;
   const server = serve({
-    fetch: (request, env) => inFlight.track(() => app.fetch(request, env)),
+    fetch: (request, env) =>
+      inFlight.track(async () => {
+        const response = await app.fetch(request, env);
+        // After SIGTERM a keep-alive connection that keeps carrying requests is never idle, and close() waited for
+        // the deadline (then exit 1, nothing flushed): each answer now tells its client to reconnect elsewhere.
+        return closing ? withConnectionClose(response) : response;
+      }),
     port: config.port,
     hostname: "0.0.0.0",
   });
@@ -45,7 +52,6 @@ export async function startServer(
     );
   }
 
-  let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
       service.log.info("shutting down");
@@ -75,6 +81,12 @@ export async function startServer(
     });
   }
   return { close, service };
+}
+
+function withConnectionClose(response: Response): Response {
+  const headers = new Headers(response.headers);
+  headers.set("Connection", "close");
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }
 
 /** Counts requests being handled, so shutdown can wait for the last one. */

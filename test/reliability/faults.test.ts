@@ -8,12 +8,13 @@ import { ownRedis, redisServerSkipReason } from "../dataplane/support/redis-serv
 import { type DataplaneService, eventually, startService } from "../dataplane/support/service.ts";
 import { startTcpProxy, type TcpProxy } from "../dataplane/support/tcp-proxy.ts";
 import { hostPort, postgresSkipReason, TEST_DATABASE_URL, waitForCache } from "../support/backends.ts";
+import { orderWithPayment, startTestService, type TestService } from "../support/harness.ts";
 import { checkInvariants } from "./invariants.ts";
 import { settleEverything } from "./support/chaos.ts";
 import { createDatabase, type OwnDatabase, pgConfig } from "./support/databases.ts";
 import { tally, undocumentedAnswers } from "./support/documented.ts";
 import { type FaultyProvider, faultyProvider } from "./support/faulty-provider.ts";
-import { missingAcknowledged, type RecordedAnswer, runLoad } from "./support/load.ts";
+import { DEFAULT_METHODS, missingAcknowledged, type RecordedAnswer, runLoad } from "./support/load.ts";
 import { freePort, type LiveApp, serveApp } from "./support/servers.ts";
 
 /**
@@ -96,6 +97,8 @@ describe.skipIf(skip)("dependency faults under load", () => {
       merchants: ["acct_faults_a", "acct_faults_b"],
       stopped: () => stop,
       faults: ["service_unavailable", "provider_unavailable", "idempotency_key_in_use"],
+      // Provider errors are injected by phase here; the card that always fails would blur the phases.
+      methods: DEFAULT_METHODS.filter(([method]) => method !== "pm_card_providerError"),
       retries: 3,
       maxRetryDelayMs: 250,
       phase: () => phase,
@@ -172,7 +175,7 @@ describe.skipIf(skip)("dependency faults under load", () => {
     // Nothing acknowledged is missing; after reconciliation nothing is in flight and every invariant holds.
     expect(await missingAcknowledged(db.admin, result.acknowledged)).toEqual([]);
     await provider.settled();
-    await settleEverything(t.service, db.admin, (s) => reconcile(s, { olderThanSeconds: 0 }));
+    await settleEverything(db.admin, () => reconcile(t.service, { olderThanSeconds: 0 }));
     expect(await checkInvariants(db.admin, { allowProcessing: false, allowPendingRefunds: false })).toEqual(
       [],
     );
@@ -186,5 +189,52 @@ describe.skipIf(skip)("dependency faults under load", () => {
         .map((p) => `  ${p}: ${JSON.stringify(tally(byPhase(p)))}`)
         .join("\n")}\n`,
     );
+  });
+});
+
+describe("a provider slower than its timeout (SANDBOX_LATENCY_MS > PROVIDER_TIMEOUT_MS)", () => {
+  let t: TestService;
+  beforeAll(async () => {
+    t = await startTestService({
+      env: {
+        SANDBOX_LATENCY_MS: "600",
+        PROVIDER_TIMEOUT_MS: "200",
+        PROVIDER_RETRIES: "0",
+        PROVIDER_CIRCUIT_THRESHOLD: "3",
+        PROVIDER_CIRCUIT_RESET_SECONDS: "60",
+      },
+    });
+  });
+  afterAll(() => t?.close());
+
+  it("answers processing while it may have charged, then 503 with Retry-After once the circuit opens; one charge each", async () => {
+    const payments = [];
+    for (let i = 0; i < 5; i++) payments.push((await orderWithPayment(t, { amount: 1_000 + i })).payment);
+    const answers = [];
+    for (const p of payments) answers.push(await t.call("POST", `/v1/payments/${p.id}/confirm`));
+    expect(
+      undocumentedAnswers(
+        answers.map((answer) => ({ request: "confirm", answer, expected: [200, "provider_unavailable"] })),
+      ),
+    ).toEqual([]);
+    // Three timeouts open the circuit; the rest fail fast, nothing sent, and may be confirmed again later.
+    expect(answers.slice(0, 3).map((a) => a.body.status)).toEqual(["processing", "processing", "processing"]);
+    for (const a of answers.slice(3)) {
+      expect(a.status).toBe(503);
+      expect(a.body.code).toBe("provider_unavailable");
+      expect(Number(a.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+    expect((await t.call("GET", `/v1/payments/${payments[4]?.id}`)).body.status).toBe(
+      "requires_confirmation",
+    );
+    // The timed-out calls still land at the provider. Reconciliation, patient enough for this provider (a job may
+    // run with a longer timeout than requests), finds each charge once.
+    t.service.providers = createProviders(t.config, t.service.db, { resilience: { timeoutMs: 5_000 } });
+    await settleEverything(t.service.db, () => reconcile(t.service, { olderThanSeconds: 0 }));
+    for (const p of payments.slice(0, 3)) {
+      expect((await t.call("GET", `/v1/payments/${p.id}`)).body.status).toBe("succeeded");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 700)); // the last late call has landed too
+    expect(await checkInvariants(t.service.db, { allowProcessing: false })).toEqual([]);
   });
 });

@@ -215,3 +215,131 @@ describe("oversized and odd requests", () => {
     expect(good.headers.get("x-request-id")).toBe("client-id_1.2:3");
   });
 });
+
+/**
+ * The routes outside the JSON API, which the properties above do not reach: provider notifications, CloudEvents from
+ * the broker, the hosted 3-D Secure page and the internal outbox listing. None of them may answer 5xx to input it
+ * cannot trust (a CloudEvent's 5xx asks the broker to retry, so one for garbage would be retried forever), and
+ * nothing unauthenticated may be stored.
+ */
+describe("routes outside the JSON API", () => {
+  const signature = fc.oneof(
+    fc.constant(undefined),
+    hostileString,
+    fc
+      .tuple(fc.integer({ min: 0, max: 2 ** 40 }), fc.stringMatching(/^[0-9a-f]{0,70}$/))
+      .map(([ts, hex]) => `t=${ts},v1=${hex}`),
+  );
+  const provider = fc.oneof(fc.constantFrom("sandbox", "stripe", "yookassa", "SANDBOX"), hostileString);
+  const notificationCounts = async () =>
+    (await t.service.db.query<{ n: number }>("SELECT count(*)::int AS n FROM provider_events")).rows[0]?.n ??
+    0;
+
+  it("POST /v1/webhooks/:provider: 400, 404 or 413, never 5xx, nothing stored", async () => {
+    await fc.assert(
+      fc.asyncProperty(provider, body, signature, contentType, async (name, raw, sig, type) => {
+        const before = { ...(await counts()), events: await notificationCounts() };
+        const headers: Record<string, string> = {};
+        if (type) headers["Content-Type"] = type;
+        for (const h of ["Sandbox-Signature", "Stripe-Signature"]) if (sig !== undefined) headers[h] = sig;
+        let res: Response;
+        try {
+          res = await t.app.request(`/v1/webhooks/${encodeURIComponent(name)}`, {
+            method: "POST",
+            headers,
+            body: raw,
+          });
+        } catch {
+          return; // a header value the Fetch API refuses never reaches the service
+        }
+        const text = await res.text();
+        expect(res.status, text).toBeLessThan(500);
+        expect([400, 404, 413]).toContain(res.status);
+        expect(CODES).toContain(JSON.parse(text).code);
+        expect({ ...(await counts()), events: await notificationCounts() }).toEqual(before);
+      }),
+      { numRuns: 80 },
+    );
+  }, 120_000);
+
+  it("POST / (CloudEvents): hostile attributes and data are refused with 4xx, never 5xx, nothing stored", async () => {
+    const ceHeader = fc.oneof(
+      fc.constant(undefined),
+      hostileString.filter((s) => /^[\x20-\x7e]*$/.test(s)),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        ceHeader,
+        fc.oneof(fc.constant("io.payment-service.provider.notification"), ceHeader),
+        ceHeader,
+        fc.oneof(
+          body,
+          fc
+            .record(
+              { provider: provider, body: hostileString, headers: hostileValue, client_ip: hostileString },
+              {
+                requiredKeys: [],
+              },
+            )
+            .map((d) => JSON.stringify(d)),
+        ),
+        async (id, type, ext, data) => {
+          const before = { ...(await counts()), events: await notificationCounts() };
+          const headers: Record<string, string> = {
+            "Content-Type": "application/json",
+            "ce-specversion": "1.0",
+          };
+          if (id !== undefined) headers["ce-id"] = id;
+          if (type !== undefined) headers["ce-type"] = type;
+          if (ext !== undefined) headers["ce-provider"] = ext;
+          headers["ce-source"] = "/fuzz";
+          const res = await t.app.request("/", { method: "POST", headers, body: data });
+          const text = await res.text();
+          expect(res.status, text).toBeGreaterThanOrEqual(400);
+          expect(res.status, text).toBeLessThan(500);
+          expect({ ...(await counts()), events: await notificationCounts() }).toEqual(before);
+        },
+      ),
+      { numRuns: 80 },
+    );
+  }, 120_000);
+
+  it("the 3-D Secure page: hostile ids and forms get 4xx pages, never 5xx, and change nothing", async () => {
+    const form = fc.oneof(
+      fc.constantFrom("action=complete", "action=fail", "action=", "", "action=complete&action=fail"),
+      hostileString.map((s) => `action=${encodeURIComponent(s)}`),
+      hostileString,
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(fc.constantFrom("PAYMENT", `pay_${"0".repeat(32)}`), hostileString),
+        form,
+        async (id, raw) => {
+          const path = `/sandbox/3ds/${encodeURIComponent(id.replace("PAYMENT", ids.payment))}`;
+          const before = await counts();
+          const page = await t.app.request(path);
+          expect(page.status).toBeLessThan(500);
+          const post = await t.app.request(path, {
+            method: "POST",
+            headers: { "Content-Type": "application/x-www-form-urlencoded" },
+            body: raw,
+          });
+          expect(post.status).toBeLessThan(500);
+          // The fuzzed payment is not waiting for 3-D Secure: nothing may move.
+          expect(await counts()).toEqual(before);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  }, 120_000);
+
+  it("GET /internal/outbox: a hostile limit is 400, never 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(hostileString, async (limit) => {
+        const res = await t.app.request(`/internal/outbox?limit=${encodeURIComponent(limit)}`);
+        expect(res.status).toBeLessThan(500);
+      }),
+      { numRuns: 40 },
+    );
+  });
+});

@@ -1,4 +1,4 @@
-import type { Queryable } from "../../lib/db/db.ts";
+import type { Db, Queryable } from "../../lib/db/db.ts";
 import {
   PAYMENT_TRANSITIONS,
   type PaymentStatus,
@@ -41,7 +41,18 @@ const rows = async <T>(db: Queryable, sql: string, params?: unknown[]): Rows<T> 
 const TERMINAL = new Set<string>(TERMINAL_PAYMENT_STATUSES);
 const MAX_REPORTED = 40;
 
-export async function checkInvariants(db: Queryable, options: InvariantOptions = {}): Promise<string[]> {
+/**
+ * Checks every invariant in one snapshot of the database (a REPEATABLE READ transaction when given a Db), so that a
+ * check running while the service works sees each change whole: never an order without the audit row its
+ * transaction also wrote.
+ */
+export async function checkInvariants(db: Queryable | Db, options: InvariantOptions = {}): Promise<string[]> {
+  if ("transaction" in db) {
+    return db.transaction(async (tx) => {
+      await tx.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      return checkInvariants(tx, options);
+    });
+  }
   const violations: string[] = [];
   const report = (message: string) => violations.push(message);
   await checkOrders(db, report);
@@ -58,7 +69,7 @@ export async function checkInvariants(db: Queryable, options: InvariantOptions =
 }
 
 /** Throws with every violation listed; for scripts and tests that want one line. */
-export async function assertInvariants(db: Queryable, options: InvariantOptions = {}): Promise<void> {
+export async function assertInvariants(db: Queryable | Db, options: InvariantOptions = {}): Promise<void> {
   const violations = await checkInvariants(db, options);
   if (violations.length > 0) throw new Error(`invariants violated:\n- ${violations.join("\n- ")}`);
 }

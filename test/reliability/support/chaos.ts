@@ -1,6 +1,4 @@
 import type { Db } from "../../../lib/db/db.ts";
-import type { ServiceContext } from "../../../lib/payments/context.ts";
-import type { ReconcileResult } from "../../../lib/payments/reconcile.ts";
 import { mintToken } from "../../../lib/runtime/dev-token.ts";
 import type { Answer } from "./documented.ts";
 import type { Send } from "./load.ts";
@@ -68,14 +66,13 @@ export function httpSend(baseUrl: string, secret: string, timeoutMs = 15_000): S
  * asynchronous payment settles at the sandbox only after its delay; a pass before that leaves it alone).
  */
 export async function settleEverything(
-  service: ServiceContext,
   db: Db,
-  pass: (service: ServiceContext) => Promise<ReconcileResult>,
+  pass: () => Promise<unknown>,
   timeoutMs = 20_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    await pass(service);
+    await pass();
     const { rows } = await db.query<{ n: number }>(
       `SELECT (SELECT count(*) FROM payments WHERE status = 'processing')
             + (SELECT count(*) FROM refunds WHERE status = 'pending') AS n`,

@@ -42,8 +42,8 @@ export interface ChildService {
   start(): Promise<void>;
   /** SIGKILL: no shutdown hook runs, in-flight requests and transactions are cut, as in a crash. */
   kill(): Promise<void>;
-  /** SIGTERM and wait: the graceful path. */
-  stop(): Promise<void>;
+  /** SIGTERM and wait: the graceful path. Resolves to the exit code (the shutdown deadline exits with 1). */
+  stop(): Promise<number | null>;
 }
 
 /**
@@ -102,9 +102,10 @@ export function childService(main: string, port: number, env: Record<string, str
     async stop() {
       const running = child;
       child = undefined;
-      if (!running) return;
+      if (!running) return null;
       running.kill("SIGTERM");
       await exited(running);
+      return running.exitCode;
     },
   };
 }

@@ -58,11 +58,7 @@ export interface LoadResult {
   flows: number;
 }
 
-/**
- * Every sandbox behaviour but pm_card_providerError: a confirm of it that a crash or a lost database interrupts
- * after moving it to processing can never be settled, because the sandbox answers 5xx to that card forever, also
- * when reconciliation asks (see test/reliability/README.md, findings). Faults of the provider are injected instead.
- */
+/** Every behaviour of the sandbox's test cards, weighted roughly like the deployment guide's traffic. */
 export const DEFAULT_METHODS: readonly [string, number][] = [
   ["pm_card_visa", 30],
   ["pm_card_mastercard", 10],
@@ -72,6 +68,7 @@ export const DEFAULT_METHODS: readonly [string, number][] = [
   ["pm_card_insufficientFunds", 4],
   ["pm_card_threeDSecureRequired", 6],
   ["pm_card_providerTimeout", 8],
+  ["pm_card_providerError", 4],
 ];
 
 const CURRENCIES = ["USD", "EUR", "GBP", "RUB", "JPY", "KZT"];
