@@ -86,7 +86,7 @@ async function measure(command: string[], env: Record<string, string>, probe: Pr
 }
 
 async function main() {
-  if (!values["skip-build"]) execFileSync("node", ["scripts/build.mjs"], { stdio: "inherit" });
+  if (!values["skip-build"]) execFileSync("npx", ["tsx", "scripts/build.ts"], { stdio: "inherit" });
   const admin = new pg.Client({ connectionString: ADMIN_URL });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${DATABASE}`);

@@ -75,7 +75,8 @@ async function freePort(): Promise<number> {
 
 /** Copies dist/ beside a package.json ("type": "module") and a link to node_modules, for the externals. */
 async function bundleCopy(): Promise<string> {
-  if (!values["skip-build"]) execFileSync("node", ["scripts/build.mjs"], { cwd: ROOT, stdio: "inherit" });
+  if (!values["skip-build"])
+    execFileSync("npx", ["tsx", "scripts/build.ts"], { cwd: ROOT, stdio: "inherit" });
   const dir = await mkdtemp(join(tmpdir(), "startup-bench-"));
   await cp(join(ROOT, "dist"), join(dir, "dist"), { recursive: true });
   await writeFile(join(dir, "package.json"), JSON.stringify({ type: "module" }));

@@ -1,35 +1,20 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { cp, mkdir, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { build } from "esbuild";
+import { bundle } from "../../../scripts/bundle.ts";
 
 const ROOT = new URL("../../../", import.meta.url).pathname;
 
 /**
- * The service bundled as `npm run build` bundles it (scripts/build.mjs: same entry, externals and banner), into a
- * directory of its own, so a test never races another suite's `npm start` for dist/. It sits under node_modules so
- * the external packages resolve from it as they do from dist/. A bundle starts in about half the time tsx needs,
- * which matters when a test restarts the service five times.
+ * The service bundled exactly as `npm run build` bundles it (scripts/bundle.ts), into a directory of its own, so a
+ * test never races another suite's `npm start` for dist/. It sits under node_modules so the external packages
+ * resolve from it as they do from dist/. A bundle starts in about half the time tsx needs, which matters when a
+ * test restarts the service five times.
  */
 export async function buildService(): Promise<{ main: string; remove(): Promise<void> }> {
   const outdir = join(ROOT, "node_modules", ".cache", `payment-service-${randomBytes(4).toString("hex")}`);
-  await mkdir(outdir, { recursive: true });
-  await build({
-    entryPoints: { main: join(ROOT, "lib/runtime/main.ts") },
-    outdir,
-    bundle: true,
-    splitting: true,
-    format: "esm",
-    platform: "node",
-    target: "node20",
-    external: ["@electric-sql/pglite", "pg-native", "@google-cloud/functions-framework", "stripe"],
-    logLevel: "warning",
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-  });
-  await cp(join(ROOT, "lib/db/migrations"), join(outdir, "migrations"), { recursive: true });
+  await bundle(outdir, ROOT);
   return { main: join(outdir, "main.js"), remove: () => rm(outdir, { recursive: true, force: true }) };
 }
 

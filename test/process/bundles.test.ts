@@ -1,0 +1,155 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mintToken } from "../../lib/runtime/dev-token.ts";
+import { bundle } from "../../scripts/bundle.ts";
+import { postgresSkipReason, TEST_DATABASE_URL } from "../support/backends.ts";
+
+/**
+ * Each function bundle started as the image starts it: the same build (scripts/bundle.ts, what the Dockerfile's
+ * `npm run build` runs), `node <outdir>/main.js` with NODE_ENV=production, FUNCTION_TARGET and PORT, against the
+ * machine's PostgreSQL (migrated by the bundle's own migrate entry, as the Kubernetes Job does). Each answers
+ * /health, /ready and one real request of its own — and not the routes of another function.
+ */
+const skip = await postgresSkipReason();
+if (skip) console.warn(`bundles: skipped: ${skip}`);
+
+const run = promisify(execFile);
+const ROOT = new URL("../../", import.meta.url).pathname;
+const SECRET = "bundle-test-secret-0123456789abcdef";
+const schema = `b_${randomBytes(4).toString("hex")}`;
+const outdir = join(ROOT, "node_modules", ".cache", `payment-bundles-${randomBytes(4).toString("hex")}`);
+let token: string;
+let orderId: string;
+
+const env = (extra: Record<string, string>) => ({
+  PATH: process.env.PATH ?? "",
+  NODE_ENV: "production",
+  DATABASE_URL: TEST_DATABASE_URL,
+  DB_SCHEMA: schema,
+  JWT_SECRET: SECRET,
+  LOG_LEVEL: "warn",
+  ...extra,
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  if (skip) return;
+  await bundle(outdir, ROOT);
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  await run("node", [join(outdir, "migrate.js")], { env: env({}) });
+  token = await mintToken(new TextEncoder().encode(SECRET), "acct_bundles");
+}, 120_000);
+
+afterAll(async () => {
+  await rm(outdir, { recursive: true, force: true });
+  if (skip) return;
+  const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await admin.connect();
+  await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await admin.end();
+});
+
+interface Probe {
+  method: string;
+  path: () => string;
+  body?: unknown;
+  status: number;
+  /** A route of another function, which this one must not serve. */
+  foreign: string;
+}
+
+const PROBES: Record<string, Probe> = {
+  create: {
+    method: "POST",
+    path: () => "/v1/orders",
+    body: { amount: 990, currency: "USD" },
+    status: 201,
+    foreign: "/v1/orders/x",
+  },
+  status: { method: "GET", path: () => `/v1/orders/${orderId}`, status: 200, foreign: "/v1/orders" },
+  confirm: {
+    method: "POST",
+    path: () => `/v1/payments/pay_${"0".repeat(32)}/confirm`,
+    status: 404,
+    foreign: "/v1/orders",
+  },
+  cancel: { method: "POST", path: () => `/v1/orders/${orderId}/cancel`, status: 200, foreign: "/v1/orders" },
+  webhook: {
+    method: "POST",
+    path: () => "/v1/webhooks/sandbox",
+    body: { id: "evt" },
+    status: 400,
+    foreign: "/v1/orders",
+  },
+  health: { method: "GET", path: () => "/openapi.json", status: 200, foreign: "/v1/orders" },
+};
+
+describe.skipIf(skip)("function bundles as the image runs them", () => {
+  // In this order: create makes the order that status reads and cancel cancels.
+  for (const name of ["create", "status", "confirm", "webhook", "health", "cancel"]) {
+    it(`${name}: /health, /ready, one real request, nothing else`, async () => {
+      const probe = PROBES[name] as Probe;
+      const port = await freePort();
+      let output = "";
+      const child: ChildProcess = spawn("node", [join(outdir, "main.js")], {
+        env: env({ FUNCTION_TARGET: name, PORT: String(port) }),
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child.stdout?.on("data", (d) => {
+        output += d;
+      });
+      child.stderr?.on("data", (d) => {
+        output += d;
+      });
+      const base = `http://127.0.0.1:${port}`;
+      try {
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const ok = await fetch(`${base}/ready`).then(
+            (r) => r.status === 200,
+            () => false,
+          );
+          if (ok) break;
+          if (Date.now() > deadline) throw new Error(`${name} never became ready:\n${output}`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        expect((await fetch(`${base}/health`)).status).toBe(200);
+        const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
+        const res = await fetch(`${base}${probe.path()}`, {
+          method: probe.method,
+          headers,
+          body: probe.body === undefined ? undefined : JSON.stringify(probe.body),
+        });
+        const body = (await res.json()) as { id?: string; status?: string };
+        expect(res.status, JSON.stringify(body)).toBe(probe.status);
+        if (name === "create") orderId = body.id as string;
+        if (name === "cancel") expect(body.status).toBe("canceled");
+        const foreign = await fetch(`${base}${probe.foreign}`, {
+          method: probe.method === "GET" ? "POST" : "GET",
+          headers,
+        });
+        expect(foreign.status).toBe(404);
+      } finally {
+        child.kill("SIGTERM");
+        await new Promise((resolve) => child.once("exit", resolve));
+      }
+    }, 60_000);
+  }
+});
