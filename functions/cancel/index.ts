@@ -9,7 +9,7 @@ import {
 } from "../../lib/http/schemas.ts";
 import { cancelPayment } from "../../lib/payments/cancel.ts";
 import { cancelOrder } from "../../lib/payments/orders.ts";
-import { createRefund } from "../../lib/payments/refunds.ts";
+import { createRefund, getRefund } from "../../lib/payments/refunds.ts";
 import { CancelOrderBody, CancelPaymentBody, CreateRefundBody } from "./schema.ts";
 
 /** cancel: cancels payments and orders, and refunds captured money. */
@@ -55,6 +55,7 @@ export const cancelFunction: FunctionDefinition = {
       response: RefundObject,
       status: 201,
       errors: ["validation_failed", "not_found", "invalid_state", "provider_unavailable"],
+      recover: (ctx, id) => getRefund(ctx, id),
       handler: ({ ctx, body }) => createRefund(ctx, body),
     }),
   ],

@@ -1,7 +1,7 @@
 import { defineRoute, type FunctionDefinition } from "../../lib/http/route.ts";
 import { OrderObject, PaymentObject } from "../../lib/http/schemas.ts";
-import { createOrder } from "../../lib/payments/orders.ts";
-import { createPayment } from "../../lib/payments/payments.ts";
+import { createOrder, getOrder } from "../../lib/payments/orders.ts";
+import { createPayment, getPayment } from "../../lib/payments/payments.ts";
 import { CreateOrderBody, CreatePaymentBody } from "./schema.ts";
 
 /** create: new orders and new payments of an order. */
@@ -19,6 +19,7 @@ export const createFunction: FunctionDefinition = {
       response: OrderObject,
       status: 201,
       errors: ["validation_failed"],
+      recover: (ctx, id) => getOrder(ctx, id),
       handler: ({ ctx, body }) => createOrder(ctx, body),
     }),
     defineRoute({
@@ -32,6 +33,7 @@ export const createFunction: FunctionDefinition = {
       response: PaymentObject,
       status: 201,
       errors: ["validation_failed", "not_found", "invalid_state"],
+      recover: (ctx, id) => getPayment(ctx, id),
       handler: ({ ctx, body }) => createPayment(ctx, body),
     }),
   ],

@@ -211,9 +211,16 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
           headers: { "Content-Type": contentType, "Idempotent-Replayed": "true" },
         });
       }
+      actor.idempotencyKey = key;
+      const recovered = claim.recoveryPoint ? recoveredObject(claim.recoveryPoint, spec) : undefined;
       let response: Response;
       try {
-        response = await run();
+        response = recovered
+          ? c.json(
+              (await (spec.recover as NonNullable<RouteSpec["recover"]>)(ctx, recovered)) as object,
+              spec.status,
+            )
+          : await run();
       } catch (error) {
         await idempotency.complete(principal.merchantId, key, { status: 500, body: "" }).catch(() => {});
         throw error;
@@ -236,6 +243,16 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
       await releaseLock();
     }
   }
+}
+
+/**
+ * The id a dead earlier run of this request committed, when this route can answer with it; other routes run again
+ * (their state machine turns a repeated change into the documented 409).
+ */
+function recoveredObject(recoveryPoint: string, spec: RouteSpec): string | undefined {
+  if (!spec.recover) return undefined;
+  const [, id] = recoveryPoint.split(":", 2);
+  return id;
 }
 
 /** A malformed id names nothing that exists: 404, like any unknown id. */

@@ -7,7 +7,12 @@ export interface StoredResponse {
   body: string;
 }
 
-export type IdempotencyClaim = { kind: "claimed" } | { kind: "replay"; response: StoredResponse };
+export type IdempotencyClaim =
+  | {
+      kind: "claimed" /** "order:ord_…" when a previous holder of the key committed its change but died. */;
+      recoveryPoint?: string;
+    }
+  | { kind: "replay"; response: StoredResponse };
 
 // Printable ASCII, 1–255 characters.
 const KEY_PATTERN = /^[\x20-\x7e]{1,255}$/;
@@ -36,14 +41,20 @@ export function createIdempotencyStore(db: Db, ttlSeconds: number) {
          VALUES ($1, $2, $3, now() + make_interval(secs => $4), now() + make_interval(secs => $5))
          ON CONFLICT (merchant_id, key) DO UPDATE SET
            request_hash = EXCLUDED.request_hash, locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
-           response_status = NULL, response_body = NULL, created_at = now()
+           response_status = NULL, response_body = NULL, created_at = now(),
+           -- A lease taken over keeps what the dead holder committed; an expired record starts afresh.
+           recovery_point = CASE WHEN idempotency_keys.expires_at < now() THEN NULL ELSE idempotency_keys.recovery_point END
          WHERE idempotency_keys.expires_at < now()
             OR (idempotency_keys.response_status IS NULL AND idempotency_keys.locked_until < now()
                 AND idempotency_keys.request_hash = EXCLUDED.request_hash)
-         RETURNING 1`,
+         RETURNING recovery_point`,
         [merchantId, key, fingerprint, IN_FLIGHT_LEASE_SECONDS, ttlSeconds],
       );
-      if (claimed.rowCount > 0) return { kind: "claimed" };
+      if (claimed.rowCount > 0) {
+        const recoveryPoint = (claimed.rows[0] as { recovery_point: string | null } | undefined)
+          ?.recovery_point;
+        return recoveryPoint ? { kind: "claimed", recoveryPoint } : { kind: "claimed" };
+      }
       const { rows } = await db.query<{
         request_hash: string;
         response_status: number | null;

@@ -27,6 +27,11 @@ export interface RouteSpec<
   status: 200 | 201;
   /** Error codes this endpoint can answer with, beyond those every authenticated endpoint has. */
   errors: ErrorCode[];
+  /**
+   * For routes that create an object: answers a retry whose first run committed but died before its response was
+   * stored, with the object it created (id from the Idempotency-Key record's recovery point).
+   */
+  recover?: (ctx: VerbContext, id: string) => Promise<unknown>;
   handler: (input: {
     params: Out<P>;
     body: Out<B>;

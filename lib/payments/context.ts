@@ -37,6 +37,8 @@ export interface Actor {
   id?: string;
   /** The function that served the request, for the CloudEvent source. */
   source: string;
+  /** The request's Idempotency-Key, if any: its record learns what the request changed, in the same statement. */
+  idempotencyKey?: string;
 }
 
 export type VerbContext = ServiceContext & { actor: Actor };

@@ -59,6 +59,7 @@ export function changeCtes(
     change.data === undefined ? null : JSON.stringify(change.data),
     actor.traceparent ?? null,
   ];
+  if (actor.idempotencyKey) values.push(actor.idempotencyKey, `${change.objectType}:${change.objectId}`);
   const p = (n: number) => `$${first + n - 1}`;
   const sql = `audit AS (
        INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
@@ -69,6 +70,15 @@ export function changeCtes(
        INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
        SELECT ${p(11)}::text, ${p(12)}::text, ${p(13)}::text, ${p(5)}::text, ${p(14)}::text, ${p(15)}::text, ${p(16)}::jsonb,
               ${p(17)}::text FROM ${source} WHERE ${p(11)}::text IS NOT NULL
-     )`;
+     )${
+       actor.idempotencyKey
+         ? `,
+     recovery AS (
+       UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, ${p(19)}::text)
+       WHERE merchant_id = ${p(15)}::text AND key = ${p(18)}::text AND response_status IS NULL
+         AND EXISTS (SELECT 1 FROM ${source})
+     )`
+         : ""
+     }`;
   return { sql, values };
 }

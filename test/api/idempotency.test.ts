@@ -97,3 +97,23 @@ describe("Idempotency-Key", () => {
     expect(res.body.errors[0].path).toBe("header.Idempotency-Key");
   });
 });
+
+describe("a keyed create whose response was never stored (the process died after the commit)", () => {
+  it("answers the retry after the lease with the order it created, not a second one", async () => {
+    const before = await count("orders");
+    const body = { amount: 321, currency: "USD" };
+    const first = await t.call("POST", "/v1/orders", { body, idempotencyKey: "died-after-commit" });
+    // As if the process died before storing the response: the record is back to in flight, its lease over.
+    await t.service.db.query(
+      `UPDATE idempotency_keys SET response_status = NULL, response_body = NULL, locked_until = now() - interval '1 second'
+       WHERE key = 'died-after-commit'`,
+    );
+    const retry = await t.call("POST", "/v1/orders", { body, idempotencyKey: "died-after-commit" });
+    expect(retry.status).toBe(201);
+    expect(retry.body).toEqual(first.body);
+    expect(await count("orders")).toBe(before + 1);
+    const third = await t.call("POST", "/v1/orders", { body, idempotencyKey: "died-after-commit" });
+    expect(third.headers.get("idempotent-replayed")).toBe("true");
+    expect(third.body.id).toBe(first.body.id);
+  });
+});

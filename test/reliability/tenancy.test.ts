@@ -157,12 +157,18 @@ describe("timing of the answers to another merchant's ids", () => {
     ["GET", "/v1/refunds/:id", (id: typeof alice) => `/v1/refunds/${id.refund}`],
     ["POST", "/v1/payments/:id/confirm", (id: typeof alice) => `/v1/payments/${id.held}/confirm`],
     ["POST", "/v1/payments/:id/cancel", (id: typeof alice) => `/v1/payments/${id.held}/cancel`],
-  ])("%s %s: not distinguishable from a missing id", async (method, _route, path) => {
-    const missing = Object.fromEntries(Object.entries(alice).map(([k, v]) => [k, twin(v)])) as typeof alice;
-    const samples = await compare(method, path(alice), path(missing), method === "POST" ? {} : undefined);
-    const verdict = distinguishable(samples.theirs, samples.missing);
-    expect(verdict.distinguishable, verdict.summary).toBe(false);
-  });
+  ])(
+    "%s %s: not distinguishable from a missing id",
+    // A statistical check on a shared 2-core machine: a burst of other work can skew one sample set. A real
+    // difference (an extra round trip for someone else's id) shows on every attempt; noise does not.
+    { retry: 2 },
+    async (method, _route, path) => {
+      const missing = Object.fromEntries(Object.entries(alice).map(([k, v]) => [k, twin(v)])) as typeof alice;
+      const samples = await compare(method, path(alice), path(missing), method === "POST" ? {} : undefined);
+      const verdict = distinguishable(samples.theirs, samples.missing);
+      expect(verdict.distinguishable, verdict.summary).toBe(false);
+    },
+  );
 
   it("the check itself tells a difference of one database round trip apart (so it can fail)", async () => {
     const base = Array.from({ length: SAMPLES }, () => 2 + Math.random());
