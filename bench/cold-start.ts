@@ -8,10 +8,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { mintToken } from "../lib/runtime/dev-token.ts";
+import { freePort } from "./children.ts";
 
 const { values } = parseArgs({
   options: { runs: { type: "string", default: "5" }, "skip-build": { type: "boolean", default: false } },
@@ -24,15 +24,6 @@ const DATABASE_URL = `postgres://postgres@127.0.0.1:5432/${DATABASE}`;
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 type Probe = { method: string; path: string; body?: unknown; expect: number };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const rssMiB = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;

@@ -1,4 +1,4 @@
-import type { Config, FunctionName } from "../config/index.ts";
+import type { Config } from "../config/index.ts";
 import { type AppOptions, buildApp } from "../http/app.ts";
 import type { FunctionDefinition } from "../http/route.ts";
 import type { ServiceContext } from "../payments/context.ts";
@@ -34,5 +34,3 @@ export async function loadApp(
 ) {
   return buildApp(service, await loadFunctions(target), options);
 }
-
-export type { FunctionName };

@@ -1,7 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import pg from "pg";
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintToken } from "../../lib/runtime/dev-token.ts";
 import { bundle } from "../../scripts/bundle.ts";
 import { postgresSkipReason, TEST_DATABASE_URL } from "../support/backends.ts";
+import { freePort } from "../support/ports.ts";
 
 /**
  * Each function bundle started as the image starts it: the same build (scripts/bundle.ts, what the Dockerfile's
@@ -36,15 +36,6 @@ const env = (extra: Record<string, string>) => ({
   LOG_LEVEL: "warn",
   ...extra,
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   if (skip) return;

@@ -19,6 +19,7 @@ import {
   TEST_REDIS_URL,
 } from "../support/backends.ts";
 import { TEST_SECRET } from "../support/harness.ts";
+import { freePort } from "../support/ports.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const skipReason = (await postgresSkipReason()) ?? (await redisSkipReason());
@@ -82,14 +83,6 @@ afterAll(async () => {
 });
 
 const attrs = (list: Attr[]) => Object.fromEntries(list.map((a) => [a.key, Object.values(a.value)[0]]));
-
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 interface Running {
   child: ChildProcess;

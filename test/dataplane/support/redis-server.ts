@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { reachable } from "../../support/backends.ts";
+import { freePort } from "../../support/ports.ts";
 
 /**
  * A redis-server of the test's own on a free port, so a test can kill and restart it without disturbing the
@@ -21,14 +21,6 @@ export function redisServerSkipReason(): string | undefined {
   } catch {
     return "redis-server is not installed: skipped";
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 export async function ownRedis(): Promise<OwnRedis> {

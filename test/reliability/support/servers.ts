@@ -1,15 +1,8 @@
 import { createServer as createHttpServer, type IncomingHttpHeaders } from "node:http";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { serve } from "@hono/node-server";
 
-/** A loopback port that was free a moment ago (taken and released). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from "../../support/ports.ts";
 
 export interface LiveApp {
   url: string;
