@@ -57,8 +57,11 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     // Labels and span names take the route template, never the raw path: ids in paths would be a new series each.
     c.set("route", probe ? c.req.path : "unmatched");
     c.set("fn", defaultFunction);
-    await span.run(next);
+    // Set before the handler runs, so it rides on the response the handler builds: a header added to a finished
+    // response makes Hono rebuild it, and @hono/node-server then streams the copy instead of writing it at once.
     c.header("X-Request-Id", requestId);
+    await span.run(next);
+    if (!c.res.headers.has("x-request-id")) c.header("X-Request-Id", requestId);
     const route = c.get("route");
     span.end(route, c.res.status);
     const labels = { function: c.get("fn"), method: c.req.method, route };
