@@ -32,7 +32,7 @@ describe("X-Request-Id on every kind of answer", () => {
     expect(answers.success.headers.get("content-type")).toMatch(/^application\/json/);
     expect(answers.problem.headers.get("content-type")).toMatch(/^application\/problem\+json/);
     // The merchant's limit is announced on what the handler answers.
-    expect(answers.success.headers.get("ratelimit-limit")).toBe("200000");
+    expect(answers.success.headers.get("ratelimit-limit")).toBe("100000");
   });
 
   it("echoes a caller's id, also on an idempotent replay", async () => {
