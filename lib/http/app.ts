@@ -10,6 +10,7 @@ import { clientIp, parseList } from "./client-ip.ts";
 import { ApiError } from "./errors.ts";
 import { createIdempotencyStore, requestFingerprint, validIdempotencyKey } from "./idempotency.ts";
 import { createIdempotencyLock } from "./idempotency-lock.ts";
+import { jsonBody } from "./json-text.ts";
 import { probeRoutes } from "./probes.ts";
 import { problemResponse } from "./problem.ts";
 import { createRateLimiter, limitersFor, type RateLimiterFactory } from "./rate-limit.ts";
@@ -18,6 +19,7 @@ import type { FunctionDefinition, RouteSpec } from "./route.ts";
 import { findPans, MAX_JSON_DEPTH, parseWith, tooDeep } from "./validate.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
+const JSON_CONTENT = { "Content-Type": "application/json" };
 const PROBE_PATHS = new Set(["/health", "/ready", "/metrics"]);
 
 export interface AppOptions {
@@ -187,7 +189,7 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     const run = async (): Promise<Response> => {
       try {
         const result = await spec.handler({ params, body, query, ctx, c: c as unknown as Context } as never);
-        return c.json(result as object, spec.status);
+        return c.body(jsonBody(result), spec.status, JSON_CONTENT);
       } catch (error) {
         if (error instanceof ApiError) return problemResponse(c, error);
         throw error;
@@ -219,9 +221,10 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
       let response: Response;
       try {
         response = recovered
-          ? c.json(
-              (await (spec.recover as NonNullable<RouteSpec["recover"]>)(ctx, recovered)) as object,
+          ? c.body(
+              jsonBody(await (spec.recover as NonNullable<RouteSpec["recover"]>)(ctx, recovered)),
               spec.status,
+              JSON_CONTENT,
             )
           : await run();
       } catch (error) {

@@ -1,4 +1,5 @@
 import { invalidState, notFound } from "../http/errors.ts";
+import type { JsonText } from "../http/json-text.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { type ListParams, listPage } from "./list.ts";
@@ -80,7 +81,7 @@ export async function createOrder(ctx: VerbContext, input: CreateOrderInput): Pr
   return order;
 }
 
-export async function getOrder(ctx: VerbContext, id: string): Promise<OrderObject> {
+export async function getOrder(ctx: VerbContext, id: string): Promise<JsonText<OrderObject>> {
   const order = await readThrough(ctx, "order", id, async () => {
     const { rows } = await ctx.db.query<OrderRow>("SELECT * FROM orders WHERE id = $1 AND merchant_id = $2", [
       id,

@@ -1,4 +1,5 @@
 import { ApiError, invalidState, notFound } from "../http/errors.ts";
+import type { JsonText } from "../http/json-text.ts";
 import type { ProviderName } from "../providers/provider.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
@@ -120,7 +121,7 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
   return payment;
 }
 
-export async function getPayment(ctx: VerbContext, id: string): Promise<PaymentObject> {
+export async function getPayment(ctx: VerbContext, id: string): Promise<JsonText<PaymentObject>> {
   const payment = await readThrough(ctx, "payment", id, async () => {
     const row = await findPayment(ctx, id);
     return row ? paymentObject(row) : undefined;

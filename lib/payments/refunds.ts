@@ -1,5 +1,6 @@
 import { isUnavailable } from "../db/db.ts";
 import { ApiError, invalidState, notFound } from "../http/errors.ts";
+import type { JsonText } from "../http/json-text.ts";
 import { callProvider } from "../providers/call.ts";
 import { ProviderError, type ProviderName, providerIdempotencyKey } from "../providers/provider.ts";
 import type { VerbContext } from "./context.ts";
@@ -161,7 +162,7 @@ export async function settleRefund(
   return row;
 }
 
-export async function getRefund(ctx: VerbContext, id: string): Promise<RefundObject> {
+export async function getRefund(ctx: VerbContext, id: string): Promise<JsonText<RefundObject>> {
   const refund = await readThrough(ctx, "refund", id, async () => {
     const { rows } = await ctx.db.query<RefundRow>(
       "SELECT * FROM refunds WHERE id = $1 AND merchant_id = $2",

@@ -1,3 +1,4 @@
+import { JsonText } from "../http/json-text.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import type { VerbContext } from "./context.ts";
 
@@ -10,13 +11,16 @@ const INVALIDATED_TTL_MS = 2_000;
 type Kind = "order" | "payment" | "refund";
 const key = (ctx: VerbContext, kind: Kind, id: string) => `status:${ctx.actor.merchantId}:${kind}:${id}`;
 
-/** Read-through status cache. Cache errors fall back to the database: Redis accelerates, never decides. */
+/**
+ * Read-through status cache, answering with the object's JSON text: a hit is sent as it is stored, never parsed and
+ * serialized again. Cache errors fall back to the database: Redis accelerates, never decides.
+ */
 export async function readThrough<T>(
   ctx: VerbContext,
   kind: Kind,
   id: string,
   load: () => Promise<T | undefined>,
-): Promise<T | undefined> {
+): Promise<JsonText<T> | undefined> {
   const k = key(ctx, kind, id);
   let cached: string | undefined;
   try {
@@ -24,19 +28,22 @@ export async function readThrough<T>(
   } catch (error) {
     metrics.cacheRequests.inc({ cache: "status", result: "error" });
     ctx.log.warn({ err: error }, "status cache read failed; reading the database");
-    return load();
+    return asText(await load());
   }
   if (cached !== undefined && cached !== INVALIDATED) {
     metrics.cacheRequests.inc({ cache: "status", result: "hit" });
-    return JSON.parse(cached) as T;
+    return new JsonText<T>(cached);
   }
   metrics.cacheRequests.inc({ cache: "status", result: "miss" });
-  const value = await load();
+  const value = asText(await load());
   if (value !== undefined && cached === undefined) {
-    ctx.cache.setIfAbsent(k, JSON.stringify(value), TTL_MS).catch(() => {});
+    ctx.cache.setIfAbsent(k, value.text, TTL_MS).catch(() => {});
   }
   return value;
 }
+
+const asText = <T>(value: T | undefined) =>
+  value === undefined ? undefined : new JsonText<T>(JSON.stringify(value));
 
 /** Called right after a commit that changed the object, in the same code path. */
 export async function invalidateStatusCache(ctx: VerbContext, kind: Kind, id: string): Promise<void> {
