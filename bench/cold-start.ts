@@ -23,10 +23,18 @@ const DATABASE = `coldstart_${Date.now()}`;
 const DATABASE_URL = `postgres://postgres@127.0.0.1:5432/${DATABASE}`;
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
+const BARE_SERVER =
+  "require('node:http').createServer((q, s) => s.end('{}')).listen(Number(process.env.PORT), '0.0.0.0')";
+
 type Probe = { method: string; path: string; body?: unknown; expect: number };
 
 const rssMiB = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
+// User + system CPU of the process so far (clock ticks of 10 ms): steadier than wall time on a busy machine.
+const cpuMs = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function until(url: string, init: RequestInit, ok: (status: number) => boolean, deadlineMs = 20_000) {
@@ -64,13 +72,14 @@ async function measure(command: string[], env: Record<string, string>, probe: Pr
     };
     await until(`${base}${probe.path}`, init, (s) => s === probe.expect);
     const firstAnswer = performance.now() - started;
+    const cpu = cpuMs(child.pid as number);
     await new Promise((r) => setTimeout(r, 300));
     const idle = rssMiB(child.pid as number);
     await Promise.all(
       Array.from({ length: 200 }, () => fetch(`${base}${probe.path}`, init).then((r) => r.arrayBuffer())),
     );
     const loaded = rssMiB(child.pid as number);
-    return { ready, firstAnswer, idle, loaded };
+    return { ready, firstAnswer, cpu, idle, loaded };
   } finally {
     child.kill("SIGKILL");
   }
@@ -116,6 +125,13 @@ async function main() {
             Probe,
           ],
       ),
+      // The floor on this machine: Node itself starting a bare node:http server that answers at once.
+      [
+        "bare node:http (reference)",
+        ["node", "-e", BARE_SERVER],
+        env,
+        { method: "GET", path: "/", expect: 200 },
+      ],
       [
         "status (functions-framework)",
         [
@@ -134,7 +150,7 @@ async function main() {
       for (let i = 0; i < RUNS; i++) results.push(await measure(command, caseEnv, probe, token));
       const m = (k: keyof Awaited<ReturnType<typeof measure>>) => median(results.map((r) => r[k]));
       rows.push(
-        `| ${name} | ${m("ready").toFixed(0)} | ${m("firstAnswer").toFixed(0)} | ${m("idle").toFixed(1)} | ${m("loaded").toFixed(1)} |`,
+        `| ${name} | ${m("ready").toFixed(0)} | ${m("firstAnswer").toFixed(0)} | ${m("cpu").toFixed(0)} | ${m("idle").toFixed(1)} | ${m("loaded").toFixed(1)} |`,
       );
       process.stderr.write(`${name} done\n`);
     }
@@ -143,9 +159,9 @@ async function main() {
       `\nCold start, median of ${RUNS} runs; ${cpu}, Node ${process.version}; PostgreSQL and Redis on loopback.\n`,
     );
     console.log(
-      "| function | spawn → /ready (ms) | spawn → first real answer (ms) | idle RSS (MiB) | RSS after 200 requests (MiB) |",
+      "| function | spawn → /ready (ms) | spawn → first real answer (ms) | CPU until then (ms) | idle RSS (MiB) | RSS after 200 requests (MiB) |",
     );
-    console.log("| --- | --- | --- | --- | --- |");
+    console.log("| --- | --- | --- | --- | --- | --- |");
     for (const row of rows) console.log(row);
   } finally {
     await admin.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);

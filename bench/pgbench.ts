@@ -75,6 +75,27 @@ const recordChange = (
 INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
 SELECT ${newId("evt")}, 'io.payment-service.${event}', '/payment-service/confirm', ${objectId}, ${objectId}, '${MERCHANT}', ${literal(PAYMENT_JSON)}::jsonb, NULL;`;
 
+/** A change's audit and outbox inserts as WITH-clauses over `source`, as lib/payments/records.ts writes them. */
+const changeCtes = (
+  prefix: string,
+  source: string,
+  action: string,
+  objectType: string,
+  objectId: string,
+  before: string,
+  after: string,
+  amount: string,
+  event: string,
+) => `${prefix}audit AS (
+  INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
+  SELECT 'merchant', '${MERCHANT}', '${action}', '${objectType}', ${objectId}, '${before}', '${after}', ${amount}, 'USD', 'req_' || :r FROM ${source}
+),
+${prefix}event AS (
+  INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
+  SELECT ${newId("evt")}, 'io.payment-service.${event}', '/payment-service/confirm', ${objectId}, ${objectId}, '${MERCHANT}', ${literal(PAYMENT_JSON)}::jsonb, NULL FROM ${source}
+  RETURNING seq
+)`;
+
 /** Steps 1 to 3 of confirmPayment once the payment's id, order id and amount are in p_id, p_order_id, p_amount. */
 const confirmSteps = (lockAndPick: string) => `${claim("confirm")}
 BEGIN;
@@ -90,16 +111,19 @@ VALUES ('sandbox.' || :p_id || '.authorize.1', 'sbx_' || :p_id, :p_id, 'authoriz
 ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
 RETURNING status, provider_payment_id;
 BEGIN;
+WITH locked_order AS (SELECT * FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = :p_id) FOR UPDATE)
 UPDATE payments p SET status = 'succeeded', provider_payment_id = COALESCE('sbx_' || :p_id, p.provider_payment_id),
   amount_captured = COALESCE(:p_amount, p.amount_captured), amount_capturable = COALESCE(0, p.amount_capturable),
   next_action = NULL, failure = NULL, processing_since = NULL, updated_at = now()
-FROM (SELECT id, status AS previous_status FROM payments WHERE id = :p_id FOR UPDATE) old
+FROM (SELECT id, status AS previous_status FROM payments WHERE id = :p_id AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE) old
 WHERE p.id = old.id AND p.status = ANY('{processing}'::text[])
-RETURNING p.*, old.previous_status;
-${recordChange("payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", ":p_amount", "payment.succeeded")}
-UPDATE orders SET status = 'paid', amount_paid = :p_amount, updated_at = now()
-WHERE id = :p_order_id AND status = 'pending' RETURNING *;
-${recordChange("order.paid", "order", ":p_order_id", "pending", "paid", ":p_amount", "order.paid")}
+RETURNING p.*, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order;
+WITH one AS (SELECT 1), ${changeCtes("payment_", "one", "payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", ":p_amount", "payment.succeeded")},
+paid AS (
+  UPDATE orders SET status = 'paid', amount_paid = :p_amount, updated_at = now()
+  WHERE id = :p_order_id AND status = 'pending' AND (SELECT count(*) FROM payment_event) IS NOT NULL RETURNING id
+), ${changeCtes("order_", "paid", "order.paid", "order", ":p_order_id", "pending", "paid", ":p_amount", "order.paid")}
+SELECT 1;
 COMMIT;
 ${complete("confirm", 200)}
 `;

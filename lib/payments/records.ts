@@ -27,6 +27,13 @@ export async function recordChange(tx: Queryable, ctx: VerbContext, change: Chan
   await tx.query(`WITH one AS (SELECT 1), ${sql} SELECT 1`, values);
 }
 
+export interface ChangeCteOptions {
+  /** Put before the WITH-clause names, so two changes can share one statement. */
+  prefix?: string;
+  /** Whether the change names itself in the request's Idempotency-Key record (the first change of a request). */
+  recovery?: boolean;
+}
+
 /**
  * The audit and outbox inserts of a change as WITH-clauses that insert once per row of the CTE `source`: appended
  * to the statement that makes the change, the whole write is one atomic statement, and when that statement
@@ -37,7 +44,9 @@ export function changeCtes(
   change: Change,
   source: string,
   first: number,
+  options: ChangeCteOptions = {},
 ): { sql: string; values: unknown[] } {
+  const { prefix = "", recovery = true } = options;
   const { actor } = ctx;
   const eventId = change.event ? newId("evt") : null;
   const values = [
@@ -59,21 +68,23 @@ export function changeCtes(
     change.data === undefined ? null : JSON.stringify(change.data),
     actor.traceparent ?? null,
   ];
-  if (actor.idempotencyKey) values.push(actor.idempotencyKey, `${change.objectType}:${change.objectId}`);
+  const key = recovery ? actor.idempotencyKey : undefined;
+  if (key !== undefined) values.push(key, `${change.objectType}:${change.objectId}`);
   const p = (n: number) => `$${first + n - 1}`;
-  const sql = `audit AS (
+  const sql = `${prefix}audit AS (
        INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
        SELECT ${p(1)}::text, ${p(2)}::text, ${p(3)}::text, ${p(4)}::text, ${p(5)}::text, ${p(6)}::text, ${p(7)}::text,
               ${p(8)}::bigint, ${p(9)}::text, ${p(10)}::text FROM ${source}
      ),
-     event AS (
+     ${prefix}event AS (
        INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
        SELECT ${p(11)}::text, ${p(12)}::text, ${p(13)}::text, ${p(5)}::text, ${p(14)}::text, ${p(15)}::text, ${p(16)}::jsonb,
               ${p(17)}::text FROM ${source} WHERE ${p(11)}::text IS NOT NULL
+       RETURNING seq
      )${
-       actor.idempotencyKey
+       key !== undefined
          ? `,
-     recovery AS (
+     ${prefix}recovery AS (
        UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, ${p(19)}::text)
        WHERE merchant_id = ${p(15)}::text AND key = ${p(18)}::text AND response_status IS NULL
          AND EXISTS (SELECT 1 FROM ${source})

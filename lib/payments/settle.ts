@@ -3,7 +3,7 @@ import type { ProviderOutcome } from "../providers/provider.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import type { VerbContext } from "./context.ts";
 import { type Currency, isCurrency, toMajorUnits } from "./money.ts";
-import { recordChange } from "./records.ts";
+import { changeCtes } from "./records.ts";
 import { type OrderRow, orderObject, type PaymentRow, paymentObject } from "./serialize.ts";
 import type { PaymentStatus } from "./state-machine.ts";
 import { invalidateStatusCache } from "./status-cache.ts";
@@ -44,14 +44,17 @@ export async function settleInTransaction(
   action: string,
 ): Promise<PaymentRow | undefined> {
   const fields = outcomeFields(outcome);
-  // Every transaction that locks an order and one of its payments takes the order first (confirm, capture and
-  // order cancel do): a settle that held its payment while waiting for the order deadlocked with a confirm of a
-  // sibling payment, which holds the order and waits on this payment's entry in the one-active-per-order index.
-  await tx.query("SELECT 1 FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE", [
-    paymentId,
-  ]);
-  const { rows } = await tx.query<PaymentRow & { previous_status: PaymentStatus }>(
-    `UPDATE payments p SET
+  // One statement locks the order, then moves the payment: every transaction that locks an order and one of its
+  // payments takes the order first (confirm, capture and order cancel do), or a settle holding its payment while
+  // waiting for the order deadlocks with a confirm of a sibling payment. The order's lock sits in the payment
+  // lock's condition, so it is taken before the payment row is; the order row comes back for the order's event.
+  const { rows } = await tx.query<
+    PaymentRow & { previous_status: PaymentStatus; locked_order: OrderRow | null }
+  >(
+    `WITH locked_order AS (
+       SELECT * FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE
+     )
+     UPDATE payments p SET
        status = $3,
        provider_payment_id = COALESCE($4, p.provider_payment_id),
        amount_captured = COALESCE($5, p.amount_captured),
@@ -60,9 +63,12 @@ export async function settleInTransaction(
        failure = $8,
        processing_since = CASE WHEN $3 = 'processing' THEN COALESCE(p.processing_since, now()) ELSE NULL END,
        updated_at = now()
-     FROM (SELECT id, status AS previous_status FROM payments WHERE id = $1 FOR UPDATE) old
+     FROM (
+       SELECT id, status AS previous_status FROM payments
+       WHERE id = $1 AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE
+     ) old
      WHERE p.id = old.id AND p.status = ANY($2::text[])
-     RETURNING p.*, old.previous_status`,
+     RETURNING p.*, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order`,
     [
       paymentId,
       from,
@@ -74,10 +80,17 @@ export async function settleInTransaction(
       fields.failure ? JSON.stringify(fields.failure) : null,
     ],
   );
-  const payment = rows[0];
-  if (!payment) return undefined;
-  if (payment.previous_status !== payment.status) {
-    await recordChange(tx, ctx, {
+  const moved = rows[0];
+  if (!moved) return undefined;
+  const { locked_order: lockedOrder, ...payment } = moved;
+  if (payment.previous_status === payment.status) return payment;
+
+  // The payment's audit row and event, and for a first success the order's move to paid with its own: one
+  // statement. The order's answer is known before it is written (now() is the transaction's start, as in the
+  // payment's updated_at), so its event carries the object the API would show.
+  const paymentChange = changeCtes(
+    ctx,
+    {
       objectType: "payment",
       objectId: payment.id,
       action,
@@ -88,30 +101,53 @@ export async function settleInTransaction(
       // Every status but the revert to requires_confirmation has a CloudEvent type.
       event: payment.status === "requires_confirmation" ? undefined : `payment.${payment.status}`,
       data: paymentObject(payment),
-    });
+    },
+    "one",
+    1,
+    { prefix: "payment_" },
+  );
+  const paysOrder = payment.status === "succeeded" && lockedOrder?.status === "pending";
+  if (!paysOrder || !lockedOrder) {
+    await tx.query(`WITH one AS (SELECT 1), ${paymentChange.sql} SELECT 1`, paymentChange.values);
+    return payment;
   }
-  if (payment.status === "succeeded" && payment.previous_status !== "succeeded") {
-    const orders = await tx.query<OrderRow>(
-      `UPDATE orders SET status = 'paid', amount_paid = $2, updated_at = now()
-       WHERE id = $1 AND status = 'pending' RETURNING *`,
-      [payment.order_id, payment.amount_captured],
-    );
-    const order = orders.rows[0];
-    if (order) {
-      await recordChange(tx, ctx, {
-        objectType: "order",
-        objectId: order.id,
-        action: "order.paid",
-        statusBefore: "pending",
-        statusAfter: "paid",
-        amount: order.amount_paid,
-        currency: order.currency,
-        event: "order.paid",
-        data: orderObject(order),
-        partitionKey: payment.id,
-      });
-    }
-  }
+  const paid: OrderRow = {
+    ...lockedOrder,
+    status: "paid",
+    amount_paid: payment.amount_captured,
+    updated_at: payment.updated_at,
+  };
+  const first = paymentChange.values.length + 1;
+  const orderChange = changeCtes(
+    ctx,
+    {
+      objectType: "order",
+      objectId: paid.id,
+      action: "order.paid",
+      statusBefore: "pending",
+      statusAfter: "paid",
+      amount: paid.amount_paid,
+      currency: paid.currency,
+      event: "order.paid",
+      data: orderObject(paid),
+      partitionKey: payment.id,
+    },
+    "paid",
+    first + 2,
+    { prefix: "order_", recovery: false },
+  );
+  await tx.query(
+    `WITH one AS (SELECT 1), ${paymentChange.sql},
+     paid AS (
+       UPDATE orders SET status = 'paid', amount_paid = $${first + 1}, updated_at = now()
+       WHERE id = $${first} AND status = 'pending'
+         -- Waits for the payment's event, so the order's event comes after it in the outbox (seq order).
+         AND (SELECT count(*) FROM payment_event) IS NOT NULL
+       RETURNING id
+     ), ${orderChange.sql}
+     SELECT 1`,
+    [...paymentChange.values, paid.id, paid.amount_paid, ...orderChange.values],
+  );
   return payment;
 }
 
