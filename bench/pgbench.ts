@@ -56,9 +56,13 @@ WHERE idempotency_keys.expires_at < now()
        AND idempotency_keys.request_hash = EXCLUDED.request_hash)
 RETURNING 1;`;
 
-const complete = (key: string, status: number) =>
-  `UPDATE idempotency_keys SET response_status = ${status}, response_body = ${literal(PAYMENT_JSON)}, locked_until = NULL
-WHERE merchant_id = '${MERCHANT}' AND key = '${key}-' || :r;`;
+/** The key's answer, written by the statement that records the change (a create's object, a confirm's payment). */
+const answer = (key: string, status: number) =>
+  `answer AS (
+  UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, 'object:' || :r), response_status = ${status},
+    response_body = ${literal(PAYMENT_JSON)}, locked_until = NULL
+  WHERE merchant_id = '${MERCHANT}' AND key = '${key}-' || :r AND response_status IS NULL
+)`;
 
 const recordChange = (
   action: string,
@@ -68,10 +72,11 @@ const recordChange = (
   after: string,
   amount: string,
   event: string,
+  answers?: string,
 ) => `WITH audit AS (
   INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
   VALUES ('merchant', '${MERCHANT}', '${action}', '${objectType}', ${objectId}, ${before === null ? "NULL" : `'${before}'`}, '${after}', ${amount}, 'USD', 'req_' || :r)
-)
+)${answers ? `,\n${answers}` : ""}
 INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
 SELECT ${newId("evt")}, 'io.payment-service.${event}', '/payment-service/confirm', ${objectId}, ${objectId}, '${MERCHANT}', ${literal(PAYMENT_JSON)}::jsonb, NULL;`;
 
@@ -118,14 +123,13 @@ UPDATE payments p SET status = 'succeeded', provider_payment_id = COALESCE('sbx_
 FROM (SELECT id, status AS previous_status FROM payments WHERE id = :p_id AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE) old
 WHERE p.id = old.id AND p.status = ANY('{processing}'::text[])
 RETURNING p.*, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order;
-WITH one AS (SELECT 1), ${changeCtes("payment_", "one", "payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", ":p_amount", "payment.succeeded")},
+WITH one AS (SELECT 1), ${answer("confirm", 200)}, ${changeCtes("payment_", "one", "payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", ":p_amount", "payment.succeeded")},
 paid AS (
   UPDATE orders SET status = 'paid', amount_paid = :p_amount, updated_at = now()
   WHERE id = :p_order_id AND status = 'pending' AND (SELECT count(*) FROM payment_event) IS NOT NULL RETURNING id
 ), ${changeCtes("order_", "paid", "order.paid", "order", ":p_order_id", "pending", "paid", ":p_amount", "order.paid")}
 SELECT 1;
 COMMIT;
-${complete("confirm", 200)}
 `;
 
 /** One confirm of a payment created beforehand (the setup creates them; a sequence hands each out once). */
@@ -144,9 +148,8 @@ BEGIN;
 INSERT INTO orders (id, merchant_id, amount, currency, description, metadata)
 VALUES (${newId("ord")}, '${MERCHANT}', :amount, 'USD', 'Load test order (USD)', '{}') RETURNING *
 \\gset o_
-${recordChange("order.create", "order", ":o_id", null, "pending", ":amount", "order.created")}
+${recordChange("order.create", "order", ":o_id", null, "pending", ":amount", "order.created", answer("order", 201))}
 COMMIT;
-${complete("order", 201)}
 ${claim("payment")}
 SELECT * FROM orders WHERE id = :o_id AND merchant_id = '${MERCHANT}';
 BEGIN;
@@ -156,9 +159,8 @@ SELECT ${newId("pay")}, '${MERCHANT}', o.id, o.amount, o.currency, 'sandbox', 'p
 FROM orders o WHERE o.id = :o_id AND o.merchant_id = '${MERCHANT}' AND o.status = 'pending'
 RETURNING *
 \\gset p_
-${recordChange("payment.create", "payment", ":p_id", null, "requires_confirmation", ":p_amount", "payment.created")}
+${recordChange("payment.create", "payment", ":p_id", null, "requires_confirmation", ":p_amount", "payment.created", answer("payment", 201))}
 COMMIT;
-${complete("payment", 201)}
 ${confirmSteps(`SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
 WHERE p.id = :p_id AND p.merchant_id = '${MERCHANT}' FOR UPDATE OF o;`)}`;
 

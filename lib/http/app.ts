@@ -217,6 +217,7 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
         });
       }
       actor.idempotencyKey = key;
+      actor.successStatus = spec.status;
       const recovered = claim.recoveryPoint ? recoveredObject(claim.recoveryPoint, spec) : undefined;
       let response: Response;
       try {
@@ -231,6 +232,8 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
         await idempotency.complete(principal.merchantId, key, { status: 500, body: "" }).catch(() => {});
         throw error;
       }
+      // The change that made this answer stored it with itself (a create, a confirm's settle): nothing left to write.
+      if (actor.answerStored && response.status === spec.status) return response;
       // Read once and answer with the same text: cloning the Response would tee its stream on every request.
       const text = await response.text();
       try {

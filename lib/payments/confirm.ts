@@ -232,6 +232,7 @@ async function finishProviderOperation(
         ["processing"],
         outcome,
         `payment.${operation}.${outcome.status}`,
+        { answersRequest: true },
       );
       if (settled) return paymentObject(settled);
       // Someone else (a webhook, reconciliation) settled it first; answer with what is committed.

@@ -39,6 +39,13 @@ export interface Actor {
   source: string;
   /** The request's Idempotency-Key, if any: its record learns what the request changed, in the same statement. */
   idempotencyKey?: string;
+  /**
+   * With a key, the status the route answers a success with. A change whose object is the answer stores it in the
+   * key's record in its own statement and then sets `answerStored`: the request needs no further write, and a crash
+   * after the commit leaves the answer stored rather than a key to recover.
+   */
+  successStatus?: number;
+  answerStored?: boolean;
 }
 
 export type VerbContext = ServiceContext & { actor: Actor };

@@ -56,6 +56,7 @@ export async function createOrder(ctx: VerbContext, input: CreateOrderInput): Pr
       currency: input.currency,
       event: "order.created",
       data: order,
+      answersRequest: true,
     },
     "created",
     8,
@@ -77,6 +78,7 @@ export async function createOrder(ctx: VerbContext, input: CreateOrderInput): Pr
       ...change.values,
     ],
   );
+  if (change.storesAnswer) ctx.actor.answerStored = true;
   ctx.onEventsWritten();
   return order;
 }

@@ -85,6 +85,7 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
       currency: row.currency,
       event: "payment.created",
       data: payment,
+      answersRequest: true,
     },
     "created",
     13,
@@ -117,6 +118,7 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
     ],
   );
   if (rowCount === 0) throw invalidState("Order is no longer pending.");
+  if (change.storesAnswer) ctx.actor.answerStored = true;
   ctx.onEventsWritten();
   return payment;
 }

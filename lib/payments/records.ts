@@ -16,6 +16,11 @@ export interface Change {
   data?: unknown;
   /** Groups events that must be delivered in order (the payment or order id). */
   partitionKey?: string;
+  /**
+   * `data` is what the request answers (a create's new object, a confirm's settled payment): with an
+   * Idempotency-Key, the key's record gets the answer in the change's own statement (see Actor.successStatus).
+   */
+  answersRequest?: boolean;
 }
 
 /**
@@ -45,7 +50,7 @@ export function changeCtes(
   source: string,
   first: number,
   options: ChangeCteOptions = {},
-): { sql: string; values: unknown[] } {
+): { sql: string; values: unknown[]; storesAnswer: boolean } {
   const { prefix = "", recovery = true } = options;
   const { actor } = ctx;
   const eventId = change.event ? newId("evt") : null;
@@ -70,6 +75,10 @@ export function changeCtes(
   ];
   const key = recovery ? actor.idempotencyKey : undefined;
   if (key !== undefined) values.push(key, `${change.objectType}:${change.objectId}`);
+  // The request's answer is this change's object: stored with it, the request needs no write of its own after.
+  const answerStatus = key !== undefined && change.answersRequest ? actor.successStatus : undefined;
+  const answer = answerStatus !== undefined;
+  if (answer) values.push(answerStatus, JSON.stringify(change.data));
   const p = (n: number) => `$${first + n - 1}`;
   const sql = `${prefix}audit AS (
        INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
@@ -85,11 +94,15 @@ export function changeCtes(
        key !== undefined
          ? `,
      ${prefix}recovery AS (
-       UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, ${p(19)}::text)
+       UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, ${p(19)}::text)${
+         answer
+           ? `, response_status = ${p(20)}::int, response_body = ${p(21)}::text, locked_until = NULL`
+           : ""
+       }
        WHERE merchant_id = ${p(15)}::text AND key = ${p(18)}::text AND response_status IS NULL
          AND EXISTS (SELECT 1 FROM ${source})
      )`
          : ""
      }`;
-  return { sql, values };
+  return { sql, values, storesAnswer: answer };
 }

@@ -8,6 +8,11 @@ import { type OrderRow, orderObject, type PaymentRow, paymentObject } from "./se
 import type { PaymentStatus } from "./state-machine.ts";
 import { invalidateStatusCache } from "./status-cache.ts";
 
+export interface SettleOptions {
+  /** The settled payment is the request's answer (a confirm or capture), stored with it under an Idempotency-Key. */
+  answersRequest?: boolean;
+}
+
 /** A provider's answer, or the revert to requires_confirmation when a provider definitely did not act. */
 export type Settlement = ProviderOutcome | { status: "requires_confirmation" };
 
@@ -22,10 +27,19 @@ export async function settlePayment(
   from: readonly PaymentStatus[],
   outcome: Settlement,
   action: string,
+  options: SettleOptions = {},
 ): Promise<PaymentRow | undefined> {
-  const row = await ctx.db.transaction((tx) =>
-    settleInTransaction(tx, ctx, paymentId, from, outcome, action),
-  );
+  let storesAnswer = false;
+  const row = await ctx.db.transaction(async (tx) => {
+    storesAnswer = false; // a retried transaction starts over
+    return settleInTransaction(tx, ctx, paymentId, from, outcome, action, {
+      ...options,
+      onAnswerStored: () => {
+        storesAnswer = true;
+      },
+    });
+  });
+  if (storesAnswer) ctx.actor.answerStored = true;
   if (row) {
     await invalidateStatusCache(ctx, "payment", row.id);
     if (row.status === "succeeded") await invalidateStatusCache(ctx, "order", row.order_id);
@@ -42,6 +56,7 @@ export async function settleInTransaction(
   from: readonly PaymentStatus[],
   outcome: Settlement,
   action: string,
+  options: SettleOptions & { onAnswerStored?: () => void } = {},
 ): Promise<PaymentRow | undefined> {
   const fields = outcomeFields(outcome);
   // One statement locks the order, then moves the payment: every transaction that locks an order and one of its
@@ -101,11 +116,13 @@ export async function settleInTransaction(
       // Every status but the revert to requires_confirmation has a CloudEvent type.
       event: payment.status === "requires_confirmation" ? undefined : `payment.${payment.status}`,
       data: paymentObject(payment),
+      answersRequest: options.answersRequest,
     },
     "one",
     1,
     { prefix: "payment_" },
   );
+  if (paymentChange.storesAnswer) options.onAnswerStored?.();
   const paysOrder = payment.status === "succeeded" && lockedOrder?.status === "pending";
   if (!paysOrder || !lockedOrder) {
     await tx.query(`WITH one AS (SELECT 1), ${paymentChange.sql} SELECT 1`, paymentChange.values);

@@ -18,6 +18,8 @@ import { checkInvariants } from "./invariants.ts";
 let t: TestService;
 /** SQL fragments whose next execution fails as if the connection had been cut. */
 const failNext: string[] = [];
+/** Every statement run, in order, for tests that check which writes a request made. */
+const statements: string[] = [];
 
 function lostConnection(): Error {
   return Object.assign(new Error("Connection terminated unexpectedly"), { code: "08006" });
@@ -26,6 +28,7 @@ function lostConnection(): Error {
 /** The test database, with a switch that makes the next statement matching a fragment fail. */
 function breakable(db: Db): Db {
   const check = (sql: string) => {
+    statements.push(sql);
     const i = failNext.findIndex((fragment) => sql.includes(fragment));
     if (i >= 0) {
       failNext.splice(i, 1);
@@ -105,21 +108,68 @@ describe("the database lost between two commits", () => {
   });
 
   it("any POST: a change committed before its key's result could be stored is answered, not 503", async () => {
+    // A cancel's answer is stored after its change, by a statement of its own: here that statement is lost.
+    const { payment } = await orderWithPayment(t);
     failNext.push("UPDATE idempotency_keys SET response_status");
-    const res = await t.call("POST", "/v1/orders", {
-      body: { amount: 4_242, currency: "USD" },
-      idempotencyKey: "stored-lost",
-    });
-    expect(res.status).toBe(201);
-    expect(await count("SELECT count(*)::int AS n FROM orders WHERE id = $1", [res.body.id])).toBe(1);
-    // The key stays in flight until its lease ends: a retry meanwhile is told to wait, not served a second order.
-    const retry = await t.call("POST", "/v1/orders", {
-      body: { amount: 4_242, currency: "USD" },
+    const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`, { idempotencyKey: "stored-lost" });
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe("canceled");
+    // The key stays in flight until its lease ends: a retry meanwhile is told to wait, not run again.
+    const retry = await t.call("POST", `/v1/payments/${payment.id}/cancel`, {
       idempotencyKey: "stored-lost",
     });
     expect(retry.status).toBe(409);
     expect(retry.body.code).toBe("idempotency_key_in_use");
   });
+});
+
+describe("answers stored by the change itself", () => {
+  // A create's answer is its new object and a confirm's is the settled payment: the statement that commits the
+  // change also writes the answer into the key's record, so no later write can be lost and a retry replays at once.
+  it.each([
+    [
+      "create order",
+      async () => ({ path: "/v1/orders", body: { amount: 5_151, currency: "USD" }, status: 201 }),
+    ],
+    [
+      "create payment",
+      async () => {
+        const order = await t.call("POST", "/v1/orders", { body: { amount: 5_252, currency: "USD" } });
+        return {
+          path: "/v1/payments",
+          body: { order_id: order.body.id, payment_method: "pm_card_visa" },
+          status: 201,
+        };
+      },
+    ],
+    [
+      "confirm",
+      async () => {
+        const { payment } = await orderWithPayment(t);
+        return { path: `/v1/payments/${payment.id}/confirm`, body: undefined, status: 200 };
+      },
+    ],
+  ])(
+    "%s: one statement writes the change and its answer; a retry replays the same bytes",
+    async (name, setUp) => {
+      const { path, body, status } = await setUp();
+      const key = `answer-${name.replace(" ", "-")}`;
+      statements.length = 0;
+      const first = await t.call("POST", path, { body, idempotencyKey: key });
+      expect(first.status).toBe(status);
+      expect(statements.filter((sql) => sql.includes("SET response_status"))).toEqual([]);
+      const stored = await t.service.db.query<{ response_status: number; response_body: string }>(
+        "SELECT response_status, response_body FROM idempotency_keys WHERE key = $1",
+        [key],
+      );
+      expect(stored.rows[0]?.response_status).toBe(status);
+      expect(JSON.parse(stored.rows[0]?.response_body ?? "null")).toEqual(first.body);
+      const retry = await t.call("POST", path, { body, idempotencyKey: key });
+      expect(retry.status).toBe(status);
+      expect(retry.headers.get("idempotent-replayed")).toBe("true");
+      expect(retry.body).toEqual(first.body);
+    },
+  );
 });
 
 describe("a request that committed but never stored its key's result", () => {
