@@ -110,7 +110,8 @@ async function main() {
       confirm: { method: "POST", path: `/v1/payments/pay_${"0".repeat(32)}/confirm`, expect: 404 },
       cancel: { method: "POST", path: `/v1/payments/pay_${"0".repeat(32)}/cancel`, expect: 404 },
       status: { method: "GET", path: `/v1/orders/${orderId}`, expect: 200 },
-      webhook: { method: "GET", path: "/health", expect: 200 },
+      // A provider notification whose signature does not verify: the route, the raw body and the verifier run.
+      webhook: { method: "POST", path: "/v1/webhooks/sandbox", body: { id: "evt_cold_start" }, expect: 400 },
       health: { method: "GET", path: "/openapi.json", expect: 200 },
       all: { method: "GET", path: `/v1/orders/${orderId}`, expect: 200 },
     };
