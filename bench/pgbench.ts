@@ -101,14 +101,23 @@ ${prefix}event AS (
   RETURNING seq
 )`;
 
-/** Steps 1 to 3 of confirmPayment once the payment's id, order id and amount are in p_id, p_order_id, p_amount. */
-const confirmSteps = (lockAndPick: string) => `${claim("confirm")}
+/**
+ * Steps 1 to 3 of confirmPayment. `payment` is the SQL naming the payment's id (a WITH-clause `next` may be given to
+ * pick it); the move returns its id, order id and amount into p_id, p_order_id, p_amount for the steps after.
+ */
+const confirmSteps = (payment: string, next = "") => `${claim("confirm")}
 BEGIN;
-${lockAndPick}
+WITH ${next}locked_order AS (
+  SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
+  WHERE p.id = ${payment} AND p.merchant_id = '${MERCHANT}' FOR UPDATE OF o
+)
 UPDATE payments SET status = 'processing', attempt = attempt + 1,
   payment_method = COALESCE(NULL, payment_method), return_url = COALESCE(NULL, return_url),
   failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()
-WHERE id = :p_id AND merchant_id = '${MERCHANT}' AND status = 'requires_confirmation' RETURNING *;
+WHERE id = ${payment} AND merchant_id = '${MERCHANT}' AND status = 'requires_confirmation'
+  AND (SELECT status FROM locked_order) = 'pending'
+RETURNING id, order_id, amount
+\\gset p_
 ${recordChange("payment.confirm", "payment", ":p_id", "requires_confirmation", "processing", ":p_amount", "payment.processing")}
 COMMIT;
 INSERT INTO sandbox_charges (idempotency_key, provider_payment_id, payment_id, operation, amount, currency, status)
@@ -134,11 +143,7 @@ COMMIT;
 
 /** One confirm of a payment created beforehand (the setup creates them; a sequence hands each out once). */
 export const CONFIRM_SCRIPT = `\\set r random(1, 1000000000000)
-${confirmSteps(`WITH next AS (SELECT 'pay_pgb_' || lpad(nextval('confirm_seq')::text, 28, '0') AS id)
-SELECT o.status AS order_status, p.id AS id, p.order_id AS order_id, p.amount AS amount
-FROM next JOIN payments p ON p.id = next.id JOIN orders o ON o.id = p.order_id
-WHERE p.merchant_id = '${MERCHANT}' FOR UPDATE OF o
-\\gset p_`)}`;
+${confirmSteps("(SELECT id FROM next)", "next AS (SELECT 'pay_pgb_' || lpad(nextval('confirm_seq')::text, 28, '0') AS id),\n")}`;
 
 /** Create order, create payment, confirm: every round trip of the confirm reference's journey. */
 export const FLOW_SCRIPT = `\\set r random(1, 1000000000000)
@@ -161,8 +166,7 @@ RETURNING *
 \\gset p_
 ${recordChange("payment.create", "payment", ":p_id", null, "requires_confirmation", ":p_amount", "payment.created", answer("payment", 201))}
 COMMIT;
-${confirmSteps(`SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
-WHERE p.id = :p_id AND p.merchant_id = '${MERCHANT}' FOR UPDATE OF o;`)}`;
+${confirmSteps(":p_id")}`;
 
 /** Copies of the service's tables with everything that costs on write: constraints, indexes, triggers. */
 function setupSql(prepared: number): string {

@@ -36,15 +36,13 @@ export async function confirmPayment(
   input: ConfirmInput,
 ): Promise<PaymentObject> {
   const started = performance.now();
-  const begun = await beginProviderOperation(ctx, id, "confirm", (tx) =>
-    tx.query<PaymentRow>(
-      `UPDATE payments SET status = 'processing', attempt = attempt + 1,
-         payment_method = COALESCE($3, payment_method), return_url = COALESCE($4, return_url),
-         failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()
-       WHERE id = $1 AND merchant_id = $2 AND status = 'requires_confirmation' RETURNING *`,
-      [id, ctx.actor.merchantId, input.payment_method ?? null, input.return_url ?? null],
-    ),
-  );
+  const begun = await beginProviderOperation(ctx, id, "confirm", {
+    set: `status = 'processing', attempt = attempt + 1,
+          payment_method = COALESCE($3, payment_method), return_url = COALESCE($4, return_url),
+          failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()`,
+    condition: "status = 'requires_confirmation'",
+    values: [input.payment_method ?? null, input.return_url ?? null],
+  });
   const payment = await unlessDatabaseLost(ctx, begun, () => routeFirstAttempt(ctx, begun), begun);
   const provider = providerOf(ctx, payment);
   const key = providerIdempotencyKey(payment.id, "authorize", payment.attempt);
@@ -80,26 +78,21 @@ async function routeFirstAttempt(ctx: VerbContext, payment: PaymentRow): Promise
 /** Captures an authorized payment, fully or partly (never more than authorized). */
 export async function capturePayment(ctx: VerbContext, id: string, amount?: number): Promise<PaymentObject> {
   const started = performance.now();
-  const payment = await beginProviderOperation(ctx, id, "capture", async (tx) => {
-    const result = await tx.query<PaymentRow>(
-      `UPDATE payments SET status = 'processing', processing_since = now(), updated_at = now()
-       WHERE id = $1 AND merchant_id = $2 AND status = 'requires_capture' AND COALESCE($3, amount_capturable) <= amount_capturable
-       RETURNING *`,
-      [id, ctx.actor.merchantId, amount ?? null],
-    );
-    if (!result.rows[0] && amount !== undefined) {
-      const current = await tx.query<PaymentRow>(
-        "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
-        [id, ctx.actor.merchantId],
-      );
-      const row = current.rows[0];
-      if (row?.status === "requires_capture") {
-        throw new ApiError("validation_failed", `amount exceeds the authorized ${row.amount_capturable}.`, {
-          errors: [{ path: "amount", message: `must be at most ${row.amount_capturable}` }],
-        });
+  const payment = await beginProviderOperation(ctx, id, "capture", {
+    set: "status = 'processing', processing_since = now(), updated_at = now()",
+    condition: "status = 'requires_capture' AND COALESCE($3, amount_capturable) <= amount_capturable",
+    values: [amount ?? null],
+    refused: (current) => {
+      if (amount !== undefined && current.status === "requires_capture") {
+        throw new ApiError(
+          "validation_failed",
+          `amount exceeds the authorized ${current.amount_capturable}.`,
+          {
+            errors: [{ path: "amount", message: `must be at most ${current.amount_capturable}` }],
+          },
+        );
       }
-    }
-    return result;
+    },
   });
   const provider = providerOf(ctx, payment);
   const captureAmount = amount ?? payment.amount_capturable;
@@ -116,36 +109,45 @@ const OPERATION_FROM: Record<"confirm" | "capture", PaymentStatus> = {
   capture: "requires_capture",
 };
 
-/** Step 1: the conditional move to processing, with its audit row and event, under the order's lock. */
+/** Step 1's move: SET and extra WHERE of the payment's update (parameters from $3), and what a refusal means. */
+interface Move {
+  set: string;
+  condition: string;
+  values: unknown[];
+  /** Called with the payment as it is when the move did not apply, before the status conflict is answered. */
+  refused?: (current: PaymentRow) => void;
+}
+
+/**
+ * Step 1: the conditional move to processing, with its audit row and event, under the order's lock. The lock and
+ * the move are one statement: the order's lock sits in the update's condition, so it is taken before the payment
+ * row is (confirms of an order's payments and its cancellation take turns, always order first).
+ */
 async function beginProviderOperation(
   ctx: VerbContext,
   id: string,
   operation: "confirm" | "capture",
-  move: (
-    tx: Parameters<Parameters<VerbContext["db"]["transaction"]>[0]>[0],
-  ) => Promise<{ rows: PaymentRow[] }>,
+  move: Move,
 ): Promise<PaymentRow> {
-  let payment: PaymentRow;
+  let payment: PaymentRow | undefined;
   try {
     payment = await ctx.db.transaction(async (tx) => {
-      // Lock the order first: confirms of its payments and its cancellation take turns.
-      const order = await tx.query<{ status: string }>(
-        `SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
-         WHERE p.id = $1 AND p.merchant_id = $2 FOR UPDATE OF o`,
-        [id, ctx.actor.merchantId],
+      const orderCondition =
+        operation === "confirm"
+          ? "(SELECT status FROM locked_order) = 'pending'"
+          : "EXISTS (SELECT 1 FROM locked_order)";
+      const { rows } = await tx.query<PaymentRow>(
+        `WITH locked_order AS (
+           SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
+           WHERE p.id = $1 AND p.merchant_id = $2 FOR UPDATE OF o
+         )
+         UPDATE payments SET ${move.set}
+         WHERE id = $1 AND merchant_id = $2 AND ${move.condition} AND ${orderCondition}
+         RETURNING *`,
+        [id, ctx.actor.merchantId, ...move.values],
       );
-      const orderStatus = order.rows[0]?.status;
-      if (!orderStatus) throw notFound("payment");
-      if (operation === "confirm" && orderStatus !== "pending") {
-        throw invalidState(`The order is ${orderStatus}; its payments cannot be confirmed.`);
-      }
-      const moved = (await move(tx)).rows[0];
-      if (!moved) {
-        const current = await tx.query<{ status: string }>("SELECT status FROM payments WHERE id = $1", [id]);
-        throw invalidState(
-          `Payment is ${current.rows[0]?.status}; ${operation} needs status ${OPERATION_FROM[operation]}.`,
-        );
-      }
+      const moved = rows[0];
+      if (!moved) return undefined;
       await recordChange(tx, ctx, {
         objectType: "payment",
         objectId: moved.id,
@@ -165,9 +167,28 @@ async function beginProviderOperation(
     }
     throw error;
   }
+  if (!payment) throw await refusal(ctx, id, operation, move);
   await invalidateStatusCache(ctx, "payment", payment.id);
   ctx.onEventsWritten();
   return payment;
+}
+
+/** Why a move did not apply, read after the fact: no such payment, its order no longer pending, or its status. */
+async function refusal(ctx: VerbContext, id: string, operation: "confirm" | "capture", move: Move) {
+  const { rows } = await ctx.db.query<PaymentRow & { order_status: string }>(
+    `SELECT p.*, o.status AS order_status FROM payments p JOIN orders o ON o.id = p.order_id
+     WHERE p.id = $1 AND p.merchant_id = $2`,
+    [id, ctx.actor.merchantId],
+  );
+  const current = rows[0];
+  if (!current) return notFound("payment");
+  if (operation === "confirm" && current.order_status !== "pending") {
+    return invalidState(`The order is ${current.order_status}; its payments cannot be confirmed.`);
+  }
+  move.refused?.(current);
+  return invalidState(
+    `Payment is ${current.status}; ${operation} needs status ${OPERATION_FROM[operation]}.`,
+  );
 }
 
 /** Steps 2 and 3: call the provider and record what it said. */
