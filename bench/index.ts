@@ -435,6 +435,8 @@ async function main(): Promise<number> {
         if (pgConfirm.failed > 0 || pgFlow.failed > 0) results.skipped.push("pgbench: some scripts failed");
       }
     }
+    // Without the mix phase, say which cache the other phases' services used (before the keys are cleaned up).
+    if (!results.setup.cache) results.setup.cache = await cacheInUse(redisUrl, redisKeyPrefix);
   } finally {
     // Children first: PostgreSQL will not drop a database with the service still connected to it.
     for (const c of [...children]) await c.stop().catch(() => {});
