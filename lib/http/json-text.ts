@@ -3,12 +3,8 @@
  * cache only to be serialized again for the response. `T` names the object the text holds, for readers of the type.
  */
 export class JsonText<T = unknown> {
+  declare readonly holds?: T; // names the type only; never set
   constructor(readonly text: string) {}
-
-  /** The object itself, for the rare caller that needs to look inside. */
-  value(): T {
-    return JSON.parse(this.text) as T;
-  }
 }
 
 /** The response body of a handler's result: JSON text as it is, anything else serialized. */
