@@ -146,14 +146,20 @@ async function main() {
         probes.status as Probe,
       ],
     ];
-    for (const [name, command, caseEnv, probe] of cases) {
-      const results: Awaited<ReturnType<typeof measure>>[] = [];
-      for (let i = 0; i < RUNS; i++) results.push(await measure(command, caseEnv, probe, token));
-      const m = (k: keyof Awaited<ReturnType<typeof measure>>) => median(results.map((r) => r[k]));
+    // Round robin, one start of each case per round: a machine that slows down or speeds up during the run
+    // (other tenants, the page cache) weighs on every case alike instead of on whichever ran at that moment.
+    const results = new Map<string, Awaited<ReturnType<typeof measure>>[]>(cases.map(([name]) => [name, []]));
+    for (let i = 0; i < RUNS; i++) {
+      for (const [name, command, caseEnv, probe] of cases) {
+        results.get(name)?.push(await measure(command, caseEnv, probe, token));
+      }
+      process.stderr.write(`round ${i + 1} of ${RUNS} done\n`);
+    }
+    for (const [name, runs] of results) {
+      const m = (k: keyof Awaited<ReturnType<typeof measure>>) => median(runs.map((r) => r[k]));
       rows.push(
         `| ${name} | ${m("ready").toFixed(0)} | ${m("firstAnswer").toFixed(0)} | ${m("cpu").toFixed(0)} | ${m("idle").toFixed(1)} | ${m("loaded").toFixed(1)} |`,
       );
-      process.stderr.write(`${name} done\n`);
     }
     const cpu = /model name\s*:\s*(.*)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1];
     console.log(
