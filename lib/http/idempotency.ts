@@ -83,7 +83,10 @@ export function createIdempotencyStore(db: Db, ttlSeconds: number) {
       return { kind: "replay", response: { status: row.response_status, body: row.response_body ?? "" } };
     },
 
-    /** Stores the final response; 5xx responses release the key instead (nothing was committed). */
+    /**
+     * Stores the final response of a request whose change did not store it itself (see Actor.successStatus);
+     * 5xx responses release the key instead (nothing was committed).
+     */
     async complete(merchantId: string, key: string, response: StoredResponse): Promise<void> {
       if (response.status >= 500) {
         await db.query(
