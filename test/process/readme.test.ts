@@ -44,9 +44,9 @@ beforeAll(async () => {
   server.stderr?.on("data", (d) => {
     output += d;
   });
-  await waitFor(() => /export TOKEN=(\S+)/.test(output), 60_000, "the development token");
+  await waitFor(() => /export TOKEN=(\S+)/.test(output), 120_000, "the development token");
   token = /export TOKEN=(\S+)/.exec(output)?.[1] as string;
-}, 90_000);
+}, 150_000);
 
 afterAll(async () => {
   if (server?.pid) process.kill(-server.pid, "SIGTERM");
