@@ -64,22 +64,6 @@ const answer = (key: string, status: number) =>
   WHERE merchant_id = '${MERCHANT}' AND key = '${key}-' || :r AND response_status IS NULL
 )`;
 
-const recordChange = (
-  action: string,
-  objectType: string,
-  objectId: string,
-  before: string | null,
-  after: string,
-  amount: string,
-  event: string,
-  answers?: string,
-) => `WITH audit AS (
-  INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
-  VALUES ('merchant', '${MERCHANT}', '${action}', '${objectType}', ${objectId}, ${before === null ? "NULL" : `'${before}'`}, '${after}', ${amount}, 'USD', 'req_' || :r)
-)${answers ? `,\n${answers}` : ""}
-INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
-SELECT ${newId("evt")}, 'io.payment-service.${event}', '/payment-service/confirm', ${objectId}, ${objectId}, '${MERCHANT}', ${literal(PAYMENT_JSON)}::jsonb, NULL;`;
-
 /** A change's audit and outbox inserts as WITH-clauses over `source`, as lib/payments/records.ts writes them. */
 const changeCtes = (
   prefix: string,
@@ -87,13 +71,13 @@ const changeCtes = (
   action: string,
   objectType: string,
   objectId: string,
-  before: string,
+  before: string | null,
   after: string,
   amount: string,
   event: string,
 ) => `${prefix}audit AS (
   INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
-  SELECT 'merchant', '${MERCHANT}', '${action}', '${objectType}', ${objectId}, '${before}', '${after}', ${amount}, 'USD', 'req_' || :r FROM ${source}
+  SELECT 'merchant', '${MERCHANT}', '${action}', '${objectType}', ${objectId}, ${before === null ? "NULL" : `'${before}'`}, '${after}', ${amount}, 'USD', 'req_' || :r FROM ${source}
 ),
 ${prefix}event AS (
   INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
@@ -118,7 +102,8 @@ WHERE id = ${payment} AND merchant_id = '${MERCHANT}' AND status = 'requires_con
   AND (SELECT status FROM locked_order) = 'pending'
 RETURNING id, order_id, amount
 \\gset p_
-${recordChange("payment.confirm", "payment", ":p_id", "requires_confirmation", "processing", ":p_amount", "payment.processing")}
+WITH one AS (SELECT 1), ${changeCtes("", "one", "payment.confirm", "payment", ":p_id", "requires_confirmation", "processing", ":p_amount", "payment.processing")}
+SELECT 1;
 COMMIT;
 INSERT INTO sandbox_charges (idempotency_key, provider_payment_id, payment_id, operation, amount, currency, status)
 VALUES ('sandbox.' || :p_id || '.authorize.1', 'sbx_' || :p_id, :p_id, 'authorize', :p_amount, 'USD', 'succeeded')
@@ -149,23 +134,25 @@ ${confirmSteps("(SELECT id FROM next)", "next AS (SELECT 'pay_pgb_' || lpad(next
 export const FLOW_SCRIPT = `\\set r random(1, 1000000000000)
 \\set amount random(100, 250000)
 ${claim("order")}
-BEGIN;
-INSERT INTO orders (id, merchant_id, amount, currency, description, metadata)
-VALUES (${newId("ord")}, '${MERCHANT}', :amount, 'USD', 'Load test order (USD)', '{}') RETURNING *
+WITH created AS (
+  INSERT INTO orders (id, merchant_id, amount, currency, description, metadata)
+  VALUES (${newId("ord")}, '${MERCHANT}', :amount, 'USD', 'Load test order (USD)', '{}') RETURNING id, amount
+), ${changeCtes("", "created", "order.create", "order", "created.id", null, "pending", "created.amount", "order.created")},
+${answer("order", 201)}
+SELECT id FROM created
 \\gset o_
-${recordChange("order.create", "order", ":o_id", null, "pending", ":amount", "order.created", answer("order", 201))}
-COMMIT;
 ${claim("payment")}
 SELECT * FROM orders WHERE id = :o_id AND merchant_id = '${MERCHANT}';
-BEGIN;
-INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
-                      return_url, description, metadata)
-SELECT ${newId("pay")}, '${MERCHANT}', o.id, o.amount, o.currency, 'sandbox', 'pm_card_visa', 'automatic', NULL, NULL, '{}'
-FROM orders o WHERE o.id = :o_id AND o.merchant_id = '${MERCHANT}' AND o.status = 'pending'
-RETURNING *
+WITH created AS (
+  INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
+                        return_url, description, metadata)
+  SELECT ${newId("pay")}, '${MERCHANT}', o.id, o.amount, o.currency, 'sandbox', 'pm_card_visa', 'automatic', NULL, NULL, '{}'
+  FROM orders o WHERE o.id = :o_id AND o.merchant_id = '${MERCHANT}' AND o.status = 'pending'
+  RETURNING id, amount
+), ${changeCtes("", "created", "payment.create", "payment", "created.id", null, "requires_confirmation", "created.amount", "payment.created")},
+${answer("payment", 201)}
+SELECT id, amount FROM created
 \\gset p_
-${recordChange("payment.create", "payment", ":p_id", null, "requires_confirmation", ":p_amount", "payment.created", answer("payment", 201))}
-COMMIT;
 ${confirmSteps(":p_id")}`;
 
 /** Copies of the service's tables with everything that costs on write: constraints, indexes, triggers. */

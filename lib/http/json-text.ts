@@ -1,9 +1,8 @@
 /**
  * An answer that is already JSON text (a status-cache hit): sent as it is, where an object would be parsed from the
- * cache only to be serialized again for the response. `T` names the object the text holds, for readers of the type.
+ * cache only to be serialized again for the response.
  */
-export class JsonText<T = unknown> {
-  declare readonly holds?: T; // names the type only; never set
+export class JsonText {
   constructor(readonly text: string) {}
 }
 

@@ -83,7 +83,7 @@ export async function createOrder(ctx: VerbContext, input: CreateOrderInput): Pr
   return order;
 }
 
-export async function getOrder(ctx: VerbContext, id: string): Promise<JsonText<OrderObject>> {
+export async function getOrder(ctx: VerbContext, id: string): Promise<JsonText> {
   const order = await readThrough(ctx, "order", id, async () => {
     const { rows } = await ctx.db.query<OrderRow>("SELECT * FROM orders WHERE id = $1 AND merchant_id = $2", [
       id,

@@ -123,7 +123,7 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
   return payment;
 }
 
-export async function getPayment(ctx: VerbContext, id: string): Promise<JsonText<PaymentObject>> {
+export async function getPayment(ctx: VerbContext, id: string): Promise<JsonText> {
   const payment = await readThrough(ctx, "payment", id, async () => {
     const row = await findPayment(ctx, id);
     return row ? paymentObject(row) : undefined;

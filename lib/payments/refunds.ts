@@ -162,7 +162,7 @@ export async function settleRefund(
   return row;
 }
 
-export async function getRefund(ctx: VerbContext, id: string): Promise<JsonText<RefundObject>> {
+export async function getRefund(ctx: VerbContext, id: string): Promise<JsonText> {
   const refund = await readThrough(ctx, "refund", id, async () => {
     const { rows } = await ctx.db.query<RefundRow>(
       "SELECT * FROM refunds WHERE id = $1 AND merchant_id = $2",

@@ -30,15 +30,15 @@ export async function settlePayment(
   options: SettleOptions = {},
 ): Promise<PaymentRow | undefined> {
   let storesAnswer = false;
-  const row = await ctx.db.transaction(async (tx) => {
-    storesAnswer = false; // a retried transaction starts over
-    return settleInTransaction(tx, ctx, paymentId, from, outcome, action, {
+  // Known inside the transaction, acted on only once it committed.
+  const row = await ctx.db.transaction((tx) =>
+    settleInTransaction(tx, ctx, paymentId, from, outcome, action, {
       ...options,
       onAnswerStored: () => {
         storesAnswer = true;
       },
-    });
-  });
+    }),
+  );
   if (storesAnswer) ctx.actor.answerStored = true;
   if (row) {
     await invalidateStatusCache(ctx, "payment", row.id);

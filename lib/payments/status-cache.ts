@@ -20,7 +20,7 @@ export async function readThrough<T>(
   kind: Kind,
   id: string,
   load: () => Promise<T | undefined>,
-): Promise<JsonText<T> | undefined> {
+): Promise<JsonText | undefined> {
   const k = key(ctx, kind, id);
   let cached: string | undefined;
   try {
@@ -32,7 +32,7 @@ export async function readThrough<T>(
   }
   if (cached !== undefined && cached !== INVALIDATED) {
     metrics.cacheRequests.inc({ cache: "status", result: "hit" });
-    return new JsonText<T>(cached);
+    return new JsonText(cached);
   }
   metrics.cacheRequests.inc({ cache: "status", result: "miss" });
   const value = asText(await load());
@@ -43,7 +43,7 @@ export async function readThrough<T>(
 }
 
 const asText = <T>(value: T | undefined) =>
-  value === undefined ? undefined : new JsonText<T>(JSON.stringify(value));
+  value === undefined ? undefined : new JsonText(JSON.stringify(value));
 
 /** Called right after a commit that changed the object, in the same code path. */
 export async function invalidateStatusCache(ctx: VerbContext, kind: Kind, id: string): Promise<void> {
