@@ -1,11 +1,11 @@
-import { Redis, type RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "../telemetry/logger.ts";
 import type { Cache } from "./cache.ts";
 
 export interface RedisCache extends Cache {
   readonly kind: "redis";
-  /** The connection, shared with the rate limiter (rate-limiter-flexible's RateLimiterRedis). */
-  readonly client: Redis;
+  /** The connection once ioredis has loaded, shared with the rate limiter (rate-limiter-flexible's RateLimiterRedis). */
+  readonly client: Promise<Redis>;
 }
 
 export interface RedisCacheOptions {
@@ -15,6 +15,19 @@ export interface RedisCacheOptions {
   commandTimeoutMs?: number;
   /** Longest wait between reconnection attempts. */
   maxReconnectDelayMs?: number;
+  /**
+   * ioredis (≈ 420 KiB of JavaScript to compile) loads and connects once this settles, or at the first write,
+   * whichever comes first; at once without it. A function instance passes its first answer here, so a cold start's
+   * first customer does not wait for a client that answer can do without.
+   */
+  loadAfter?: Promise<unknown>;
+}
+
+/** What every command gets before the client has loaded: the same answer as a connection not yet open. */
+export class RedisNotLoadedError extends Error {
+  constructor() {
+    super("Redis client not loaded yet");
+  }
 }
 
 // Failed invalidations kept for replay; past this many, reads bypass Redis until whatever they guarded expired.
@@ -49,15 +62,30 @@ export function redisOptions(options: RedisCacheOptions = {}): RedisOptions {
 
 /** Redis through ioredis, with the service's key prefix. */
 export function redisCache(url: string, options: RedisCacheOptions = {}): RedisCache {
-  const client = new Redis(url, redisOptions(options));
   const log = options.log;
-
-  let healthy = true;
-  client.on("error", (error: Error) => {
-    if (healthy)
-      log?.warn({ err: error.message }, "redis unavailable; serving from PostgreSQL until it is back");
-    healthy = false;
+  let client: Redis | undefined;
+  let closed = false;
+  let loadNow = () => {};
+  const writeArrived = new Promise<void>((resolve) => {
+    loadNow = resolve;
   });
+  const loaded = Promise.race([options.loadAfter ?? Promise.resolve(), writeArrived])
+    .catch(() => {})
+    .then(() => import("ioredis"))
+    .then(({ Redis }) => {
+      if (closed) throw new RedisNotLoadedError();
+      client = new Redis(url, redisOptions(options));
+      watch(client);
+      client.connect().catch(() => {}); // retried by retryStrategy; failures surface as the commands' errors
+      return client;
+    });
+  loaded.catch((error) => {
+    if (!closed) log?.error({ err: error }, "redis client failed to load; serving from PostgreSQL");
+  });
+  const connection = () => {
+    if (!client) throw new RedisNotLoadedError();
+    return client;
+  };
 
   // A change whose invalidation could not be written leaves a stale entry in Redis if Redis kept its data (a
   // network cut rather than a restart). Such writes are replayed when the connection is back, before any read.
@@ -73,7 +101,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     unsent.set(key, { value, ttlMs, at: Date.now() });
   };
   const replay = async () => {
-    const batch = client.pipeline();
+    const batch = connection().pipeline();
     // A write older than the longest TTL guards nothing any more: what it would have replaced has expired.
     const horizon = Date.now() - Math.max(longestTtlMs, 1_000);
     const sent = [...unsent.entries()].filter(([, w]) => w.at > horizon);
@@ -90,7 +118,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   // On reconnection, and at most once a second while some remain (a write that timed out on a live connection).
   let lastReplayAt = 0;
   const replayIfDue = () => {
-    if (unsent.size === 0 || replaying || client.status !== "ready" || Date.now() - lastReplayAt < 1_000)
+    if (unsent.size === 0 || replaying || client?.status !== "ready" || Date.now() - lastReplayAt < 1_000)
       return;
     lastReplayAt = Date.now();
     replaying = replay()
@@ -99,13 +127,20 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
         replaying = undefined;
       });
   };
-  client.on("ready", () => {
-    if (!healthy) log?.info("redis is back");
-    healthy = true;
-    lastReplayAt = 0;
-    replayIfDue();
-  });
-  client.connect().catch(() => {}); // retried by retryStrategy; failures surface as the commands' errors
+  let healthy = true;
+  function watch(redis: Redis) {
+    redis.on("error", (error: Error) => {
+      if (healthy)
+        log?.warn({ err: error.message }, "redis unavailable; serving from PostgreSQL until it is back");
+      healthy = false;
+    });
+    redis.on("ready", () => {
+      if (!healthy) log?.info("redis is back");
+      healthy = true;
+      lastReplayAt = 0;
+      replayIfDue();
+    });
+  }
 
   const track = (ttlMs: number) => {
     if (ttlMs > longestTtlMs) longestTtlMs = ttlMs;
@@ -113,17 +148,23 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
 
   return {
     kind: "redis",
-    client,
+    client: loaded,
     async get(key) {
       replayIfDue();
       if (replaying) await replaying;
-      const value = await client.get(key);
+      const value = await connection().get(key);
       // Writes still unsent mean Redis may hold entries they should have replaced: not yet safe to trust it.
       if (unsent.size > 0 || Date.now() < bypassReadsUntil) return undefined;
       return value ?? undefined;
     },
     async set(key, value, ttlMs) {
       track(ttlMs);
+      if (!client) {
+        // Not an error: kept and written as soon as the connection is up, like a write made while it was down.
+        loadNow();
+        remember(key, value, ttlMs);
+        return;
+      }
       try {
         await client.set(key, value, "PX", ttlMs);
         unsent.delete(key);
@@ -134,9 +175,14 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     },
     async setIfAbsent(key, value, ttlMs) {
       track(ttlMs);
-      return (await client.set(key, value, "PX", ttlMs, "NX")) === "OK";
+      return (await connection().set(key, value, "PX", ttlMs, "NX")) === "OK";
     },
     async del(key) {
+      if (!client) {
+        loadNow();
+        remember(key, undefined, longestTtlMs);
+        return;
+      }
       try {
         await client.del(key);
         unsent.delete(key);
@@ -146,10 +192,11 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
       }
     },
     async ping() {
-      await client.ping();
+      await connection().ping();
     },
     async close() {
-      await client.quit().catch(() => client.disconnect());
+      closed = true;
+      await client?.quit().catch(() => client?.disconnect());
     },
   };
 }

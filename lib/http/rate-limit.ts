@@ -25,12 +25,17 @@ export type RateLimiterFactory = (opts: {
 export const memoryLimiters: RateLimiterFactory = (opts) => new RateLimiterMemory(opts);
 
 /**
- * Limits shared by every instance through Redis. When Redis is unreachable the limiter rejects at once
- * (`rejectIfRedisNotReady`, no offline queue) and the request is let through: see the store-error branch below.
+ * Limits shared by every instance through Redis, once the Redis client has loaded (a function instance loads it
+ * after its first answer). When Redis is unreachable the limiter rejects at once (`rejectIfRedisNotReady`, no
+ * offline queue) and the request is let through: see the store-error branch below.
  */
-export function limitersFor(cache: Cache): RateLimiterFactory {
+export function limitersFor(cache: Cache): RateLimiterFactory | Promise<RateLimiterFactory> {
   if (!isRedisCache(cache)) return memoryLimiters;
-  return (opts) => new RateLimiterRedis({ ...opts, storeClient: cache.client, rejectIfRedisNotReady: true });
+  return cache.client.then(
+    (client): RateLimiterFactory =>
+      (opts) =>
+        new RateLimiterRedis({ ...opts, storeClient: client, rejectIfRedisNotReady: true }),
+  );
 }
 
 // One warning per this many milliseconds while the store is failing, not one per request.
@@ -43,11 +48,11 @@ const STORE_WARNING_INTERVAL_MS = 10_000;
  */
 export function createRateLimiter(
   limits: Config["rateLimit"],
-  factory: RateLimiterFactory = memoryLimiters,
+  store: RateLimiterFactory | Promise<RateLimiterFactory> = memoryLimiters,
   log?: Logger,
 ) {
   let warnedAt = 0;
-  const make = (scope: string) =>
+  const make = (factory: RateLimiterFactory, scope: string) =>
     new BurstyRateLimiter(
       factory({ keyPrefix: `rl:${scope}`, points: limits.rps, duration: 1 }),
       factory({
@@ -56,7 +61,19 @@ export function createRateLimiter(
         duration: 10,
       }),
     );
-  const byScope = { merchant: make("merchant"), ip: make("ip") };
+  const limitersOf = (factory: RateLimiterFactory) => ({
+    merchant: make(factory, "merchant"),
+    ip: make(factory, "ip"),
+  });
+  // Until a shared store is there (Redis loads after the first answer), this instance counts on its own.
+  let byScope = limitersOf(store instanceof Promise ? memoryLimiters : store);
+  if (store instanceof Promise)
+    store.then(
+      (factory) => {
+        byScope = limitersOf(factory);
+      },
+      () => {},
+    );
 
   return async function consume(scope: "merchant" | "ip", key: string): Promise<RateLimitDecision> {
     try {

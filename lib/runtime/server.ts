@@ -11,13 +11,16 @@ import { createService } from "./service.ts";
 
 // Knative sends SIGTERM and waits terminationGracePeriodSeconds (default 30 s) before SIGKILL.
 const SHUTDOWN_DEADLINE_MS = 20_000;
+// What can wait for the first answer (the Redis client) waits at most this long after listening.
+const LOAD_AFTER_IDLE_MS = 200;
 
 /** Serves one function (FUNCTION_TARGET) or all of them on @hono/node-server; stops gracefully on SIGTERM. */
 export async function startServer(
   loaded: Config = loadConfig(),
 ): Promise<{ close: () => Promise<void>; service: ServiceContext }> {
   const config = withDevSecret(loaded);
-  const service = await createService(config);
+  const firstAnswer = new FirstAnswer();
+  const service = await createService(config, { cacheLoadsAfter: firstAnswer.sent });
   // OpenTelemetry is loaded only when an exporter is configured. It patches the database and Redis clients'
   // prototypes, so the pools createService just opened are traced too: no need to start it before them.
   await startTelemetry(config, service.log);
@@ -31,6 +34,7 @@ export async function startServer(
     fetch: (request, env) =>
       inFlight.track(async () => {
         const response = await app.fetch(request, env);
+        firstAnswer.done();
         // After SIGTERM a keep-alive connection that keeps carrying requests is never idle, and close() waited for
         // the deadline (then exit 1, nothing flushed): each answer now tells its client to reconnect elsewhere.
         return closing ? withConnectionClose(response) : response;
@@ -44,6 +48,7 @@ export async function startServer(
   });
   service.log.info({ port: config.port, function: config.functionTarget, db: config.db.driver }, "listening");
   service.outbox?.start();
+  firstAnswer.noLaterThan(LOAD_AFTER_IDLE_MS);
   if (config.auth.generatedSecret && config.auth.secret) {
     const token = await mintToken(config.auth.secret, "acct_dev");
     // Development only: no JWT_SECRET was set, so this process made one up and hands out a token for it.
@@ -106,5 +111,29 @@ class InFlight {
 
   drained(): Promise<void> {
     return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
+  }
+}
+
+/**
+ * Settles after the first response is handed to the server (or after a delay if none comes): what a cold start
+ * defers until then is loaded once the first customer has their answer.
+ */
+class FirstAnswer {
+  private settle = () => {};
+  readonly sent = new Promise<void>((resolve) => {
+    this.settle = resolve;
+  });
+
+  private waiting = true;
+
+  done() {
+    if (!this.waiting) return;
+    this.waiting = false;
+    // The next turn of the event loop: the response is written out first.
+    setImmediate(this.settle);
+  }
+
+  noLaterThan(ms: number) {
+    setTimeout(this.settle, ms).unref();
   }
 }

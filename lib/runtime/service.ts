@@ -15,6 +15,8 @@ export interface ServiceOptions {
   log?: Logger;
   /** Apply migrations at start-up (development and tests; production runs `npm run migrate` as a Job). */
   migrate?: boolean;
+  /** The Redis client loads once this settles (or at the first cache write); at once without it. */
+  cacheLoadsAfter?: Promise<unknown>;
 }
 
 /** Builds the one context every function shares, from configuration. Nothing reads process.env after this. */
@@ -23,7 +25,7 @@ export async function createService(config: Config, options: ServiceOptions = {}
   const db = options.db ?? (await openDb(config.db));
   if (options.migrate ?? config.env !== "production") await migrate(db);
   // Redis when configured (shared by the status cache, idempotency locks and the rate limiter), else in-process.
-  const cache = options.cache ?? (await openCache(config, log));
+  const cache = options.cache ?? (await openCache(config, log, options.cacheLoadsAfter));
   // With a sink, each commit that wrote events wakes the dispatcher (once the server has started it).
   const outbox = config.events.sink
     ? createOutboxDispatcher({

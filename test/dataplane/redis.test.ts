@@ -2,9 +2,11 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Cache } from "../../lib/cache/cache.ts";
 import { openCache } from "../../lib/cache/index.ts";
+import { type RedisCache, RedisNotLoadedError } from "../../lib/cache/redis.ts";
 import type { Db } from "../../lib/db/db.ts";
 import { requestFingerprint } from "../../lib/http/idempotency.ts";
 import { createIdempotencyLock } from "../../lib/http/idempotency-lock.ts";
+import { createRateLimiter, limitersFor } from "../../lib/http/rate-limit.ts";
 import { metrics } from "../../lib/telemetry/metrics.ts";
 import { redisSkipReason, TEST_REDIS_URL, waitForCache } from "../support/backends.ts";
 import { openTestDb } from "../support/harness.ts";
@@ -49,6 +51,50 @@ describe.skipIf(skip)("the Redis cache", () => {
     await cache.set("short", "x", 50);
     await expect.poll(() => cache.get("short"), { timeout: 2_000 }).toBeUndefined();
     await cache.ping();
+  });
+
+  it("before its client loads: reads and locks fail like a closed connection, writes are kept and sent after", async () => {
+    const keyPrefix = prefix();
+    const seen = await open(keyPrefix);
+    await seen.set("stale", "old", 60_000);
+    let release = () => {};
+    const later = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const cache = await openCache({ redisUrl: TEST_REDIS_URL, redisKeyPrefix: keyPrefix }, undefined, later);
+    caches.push(cache);
+    await expect(cache.get("stale")).rejects.toBeInstanceOf(RedisNotLoadedError);
+    await expect(cache.setIfAbsent("lock", "x", 60_000)).rejects.toBeInstanceOf(RedisNotLoadedError);
+    await expect(cache.ping()).rejects.toBeInstanceOf(RedisNotLoadedError);
+    // An invalidation made before the client exists is not lost: it loads the client and is written once connected.
+    await cache.set("stale", "invalidated", 60_000);
+    await expect.poll(() => seen.get("stale"), { timeout: 5_000 }).toBe("invalidated");
+    await cache.del("other");
+    release();
+    await waitForCache(cache);
+    expect(await cache.get("stale")).toBe("invalidated");
+  });
+
+  it("before its client loads, the rate limiter counts on this instance, then on Redis", async () => {
+    const keyPrefix = prefix();
+    let release = () => {};
+    const later = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const cache = await openCache({ redisUrl: TEST_REDIS_URL, redisKeyPrefix: keyPrefix }, undefined, later);
+    const other = await open(keyPrefix);
+    caches.push(cache);
+    const consume = createRateLimiter({ rps: 2, burst: 2 }, limitersFor(cache));
+    // Two a second, and one more from the burst allowance.
+    for (let i = 0; i < 3; i++) await consume("merchant", "acct_a");
+    await expect(consume("merchant", "acct_a")).rejects.toMatchObject({ code: "rate_limited" });
+    // Counted in memory: nothing reached Redis.
+    expect(await other.get("rl:merchant:acct_a")).toBeUndefined();
+    release();
+    await waitForCache(cache);
+    await (cache as RedisCache).client;
+    await consume("merchant", "acct_b");
+    expect(await other.get("rl:merchant:acct_b")).toBe("1");
   });
 
   it("keeps services with different key prefixes apart", async () => {
