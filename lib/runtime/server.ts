@@ -11,8 +11,10 @@ import { createService } from "./service.ts";
 
 // Knative sends SIGTERM and waits terminationGracePeriodSeconds (default 30 s) before SIGKILL.
 const SHUTDOWN_DEADLINE_MS = 20_000;
-// What can wait for the first answer (the Redis client) waits at most this long after listening.
-const LOAD_AFTER_IDLE_MS = 200;
+// What can wait for the first customer's answer (the Redis client) waits at most this long after listening.
+const LOAD_AFTER_IDLE_MS = 1_000;
+// Knative's queue-proxy probes readiness right before it forwards the first request: answering a probe is not it.
+const PROBES = new Set(["/ready", "/health"]);
 
 /** Serves one function (FUNCTION_TARGET) or all of them on @hono/node-server; stops gracefully on SIGTERM. */
 export async function startServer(
@@ -34,7 +36,7 @@ export async function startServer(
     fetch: (request, env) =>
       inFlight.track(async () => {
         const response = await app.fetch(request, env);
-        firstAnswer.done();
+        if (firstAnswer.waiting && !PROBES.has(new URL(request.url).pathname)) firstAnswer.done();
         // After SIGTERM a keep-alive connection that keeps carrying requests is never idle, and close() waited for
         // the deadline (then exit 1, nothing flushed): each answer now tells its client to reconnect elsewhere.
         return closing ? withConnectionClose(response) : response;
@@ -115,8 +117,8 @@ class InFlight {
 }
 
 /**
- * Settles after the first response is handed to the server (or after a delay if none comes): what a cold start
- * defers until then is loaded once the first customer has their answer.
+ * Settles after the first response other than a probe's is handed to the server (or after a delay if none comes):
+ * what a cold start defers until then is loaded once the first customer has their answer.
  */
 class FirstAnswer {
   private settle = () => {};
@@ -124,7 +126,7 @@ class FirstAnswer {
     this.settle = resolve;
   });
 
-  private waiting = true;
+  waiting = true;
 
   done() {
     if (!this.waiting) return;
