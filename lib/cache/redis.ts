@@ -72,7 +72,9 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   const loaded = Promise.race([options.loadAfter ?? Promise.resolve(), writeArrived])
     .catch(() => {})
     .then(() => import("ioredis"))
-    .then(({ Redis }) => {
+    // CommonJS: bundled, the class is the module's default export; under Node's own loader, also a named one.
+    .then((ioredis) => ioredis.Redis ?? ioredis.default)
+    .then((Redis) => {
       if (closed) throw new RedisNotLoadedError();
       client = new Redis(url, redisOptions(options));
       watch(client);

@@ -7,17 +7,26 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mintToken } from "../../lib/runtime/dev-token.ts";
 import { bundle } from "../../scripts/bundle.ts";
-import { postgresSkipReason, TEST_DATABASE_URL } from "../support/backends.ts";
+import {
+  postgresSkipReason,
+  redisSkipReason,
+  TEST_DATABASE_URL,
+  TEST_REDIS_URL,
+} from "../support/backends.ts";
 import { freePort } from "../support/ports.ts";
 
 /**
  * Each function bundle started as the image starts it: the same build (scripts/bundle.ts, what the Dockerfile's
  * `npm run build` runs), `node <outdir>/main.js` with NODE_ENV=production, FUNCTION_TARGET and PORT, against the
  * machine's PostgreSQL (migrated by the bundle's own migrate entry, as the Kubernetes Job does). Each answers
- * /health, /ready and one real request of its own — and not the routes of another function.
+ * /health, /ready and one real request of its own — and not the routes of another function — and then reports its
+ * Redis connection up.
  */
 const skip = await postgresSkipReason();
 if (skip) console.warn(`bundles: skipped: ${skip}`);
+// With Redis, each bundle also proves it loads its Redis client (deferred until after the first answer).
+const noRedis = await redisSkipReason();
+if (noRedis) console.warn(`bundles: without Redis: ${noRedis}`);
 
 const run = promisify(execFile);
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -34,6 +43,7 @@ const env = (extra: Record<string, string>) => ({
   DB_SCHEMA: schema,
   JWT_SECRET: SECRET,
   LOG_LEVEL: "warn",
+  ...(noRedis ? {} : { REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `${schema}:` }),
   ...extra,
 });
 
@@ -137,6 +147,11 @@ describe.skipIf(skip)("function bundles as the image runs them", () => {
           headers,
         });
         expect(foreign.status).toBe(404);
+        if (!noRedis) {
+          const cacheCheck = async () =>
+            ((await (await fetch(`${base}/ready`)).json()) as { checks: { cache: string } }).checks.cache;
+          await expect.poll(cacheCheck, { timeout: 5_000 }).toBe("ok");
+        }
       } finally {
         child.kill("SIGTERM");
         await new Promise((resolve) => child.once("exit", resolve));
