@@ -23,7 +23,7 @@ export interface RedisCacheOptions {
   loadAfter?: Promise<unknown>;
 }
 
-/** What every command gets before the client has loaded: the same answer as a connection not yet open. */
+/** What commands other than reads and writes get before the client has loaded, like a connection not yet open. */
 export class RedisNotLoadedError extends Error {
   constructor() {
     super("Redis client not loaded yet");
@@ -130,6 +130,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
       });
   };
   let healthy = true;
+  let connectedOnce = false;
   function watch(redis: Redis) {
     redis.on("error", (error: Error) => {
       if (healthy)
@@ -137,6 +138,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
       healthy = false;
     });
     redis.on("ready", () => {
+      connectedOnce = true;
       if (!healthy) log?.info("redis is back");
       healthy = true;
       lastReplayAt = 0;
@@ -152,6 +154,8 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     kind: "redis",
     client: loaded,
     async get(key) {
+      // Before the first connection, a miss: the reader goes to PostgreSQL as for any key not cached yet.
+      if (!client || !connectedOnce) return undefined;
       replayIfDue();
       if (replaying) await replaying;
       const value = await connection().get(key);
