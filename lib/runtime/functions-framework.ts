@@ -16,6 +16,9 @@ type Response = import("express").Response;
  * Fetch request is rebuilt from req.rawBody. This is the portable path; @hono/node-server is the fast one.
  */
 const service = createService(withDevSecret(loadConfig()));
+// With K_SINK, the outbox is sent from here as from the fast runtime: events are not left for another process.
+// The framework exits on SIGTERM by itself; unsent rows stay in the outbox for the next instance.
+service.then((s) => s.outbox?.start());
 const apps = new Map<string, Promise<Hono>>();
 
 function appOf(name: FunctionDefinition["name"]): Promise<Hono> {

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer, type IncomingHttpHeaders } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -135,6 +136,14 @@ describe("functions-framework", () => {
       const ffData = await mkdtemp(join(tmpdir(), "payment-ff-"));
       const secret = "functions-framework-test-secret-0123456789";
       const ffToken = await mintToken(new TextEncoder().encode(secret), "acct_ff");
+      // A CloudEvents sink: the framework's process sends the outbox as the fast runtime does.
+      const received: IncomingHttpHeaders[] = [];
+      const sink = createServer((req, res) => {
+        received.push(req.headers);
+        req.resume().on("end", () => res.writeHead(202).end());
+      });
+      await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
+      const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
       let ffOutput = "";
       const ff = spawn(
         "npx",
@@ -145,7 +154,13 @@ describe("functions-framework", () => {
           `--port=${ffPort}`,
         ],
         {
-          env: { ...process.env, DATA_DIR: ffData, JWT_SECRET: secret, NODE_ENV: "development" },
+          env: {
+            ...process.env,
+            DATA_DIR: ffData,
+            JWT_SECRET: secret,
+            NODE_ENV: "development",
+            K_SINK: sinkUrl,
+          },
           detached: true,
         },
       );
@@ -175,6 +190,11 @@ describe("functions-framework", () => {
           });
           expect(res.status).toBe(201);
           expect(await res.json()).toMatchObject({ object: "order", amount: 42, currency: "JPY" });
+          await waitFor(
+            () => received.some((h) => h["ce-type"] === "io.payment-service.order.created"),
+            10_000,
+            `order.created at the sink from functions-framework: ${ffOutput}`,
+          );
           const bad = await fetch(`${base}/v1/orders`, {
             method: "POST",
             headers: auth,
@@ -192,6 +212,7 @@ describe("functions-framework", () => {
         }
       } finally {
         if (ff.pid) process.kill(-ff.pid, "SIGTERM");
+        sink.close();
         await rm(ffData, { recursive: true, force: true });
       }
     }, 60_000);
