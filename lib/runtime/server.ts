@@ -23,6 +23,9 @@ export async function startServer(
   const config = withDevSecret(loaded);
   const firstAnswer = new FirstAnswer();
   const service = await createService(config, { cacheLoadsAfter: firstAnswer.sent });
+  // The first connection's handshake (TCP, TLS, authentication) runs while the function's code loads, so the
+  // readiness probe and the first request find it open. A failure here is the probe's to report.
+  service.db.ping().catch(() => {});
   // OpenTelemetry is loaded only when an exporter is configured. It patches the database and Redis clients'
   // prototypes, so the pools createService just opened are traced too: no need to start it before them.
   await startTelemetry(config, service.log);
