@@ -4,17 +4,25 @@
  * first real answer (one request the function serves), idle RSS, and RSS after a short burst. Median of several
  * runs; the functions-framework entry beside it for comparison.
  *
- *   npx tsx bench/cold-start.ts [--runs 5] [--skip-build]
+ *   npx tsx bench/cold-start.ts [--runs 5] [--skip-build] [--baseline <dir>]
+ *
+ * --baseline adds each function started from another build (say an earlier commit's `dist/`, built in a worktree),
+ * in the same rounds: a before/after measured side by side on a machine whose speed drifts.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { mintToken } from "../lib/runtime/dev-token.ts";
 import { freePort } from "./children.ts";
 
 const { values } = parseArgs({
-  options: { runs: { type: "string", default: "5" }, "skip-build": { type: "boolean", default: false } },
+  options: {
+    runs: { type: "string", default: "5" },
+    "skip-build": { type: "boolean", default: false },
+    baseline: { type: "string" },
+  },
 });
 const RUNS = Number(values.runs);
 const SECRET = "cold-start-bench-secret-0123456789";
@@ -126,6 +134,17 @@ async function main() {
             Probe,
           ],
       ),
+      ...(values.baseline
+        ? Object.entries(probes).map(
+            ([fn, probe]) =>
+              [
+                `${fn} (baseline)`,
+                ["node", join(values.baseline as string, "main.js")],
+                { ...env, FUNCTION_TARGET: fn },
+                probe,
+              ] as [string, string[], Record<string, string>, Probe],
+          )
+        : []),
       // The floor on this machine: Node itself starting a bare node:http server that answers at once.
       [
         "bare node:http (reference)",
