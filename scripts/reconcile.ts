@@ -1,10 +1,12 @@
 import { ConfigError, loadConfig } from "../lib/config/index.ts";
+import { pruneExpired } from "../lib/db/retention.ts";
 import { reconcile } from "../lib/payments/reconcile.ts";
 import { createService } from "../lib/runtime/service.ts";
 
 /**
- * `npm run reconcile`: one reconciliation pass against the configured database and providers, its counts printed
- * as one JSON line, then exit (1 when a provider could not be asked, so a scheduler notices).
+ * `npm run reconcile`: one reconciliation pass against the configured database and providers, then the retention
+ * pass (sent events past OUTBOX_RETENTION_HOURS, expired Idempotency-Key records), their counts printed as one JSON
+ * line, then exit (1 when a provider could not be asked, so a scheduler notices).
  */
 try {
   const service = await createService(loadConfig());
@@ -12,7 +14,8 @@ try {
   try {
     const result = await reconcile(service, { source: "reconcile" });
     errors = result.payments.errors + result.refunds.errors;
-    process.stdout.write(`${JSON.stringify(result)}\n`);
+    const pruned = await pruneExpired(service.db, { outboxRetentionHours: service.config.events.retentionHours });
+    process.stdout.write(`${JSON.stringify({ ...result, pruned })}\n`);
   } finally {
     await service.db.close().catch(() => {});
     await service.cache.close().catch(() => {});

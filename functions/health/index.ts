@@ -3,6 +3,7 @@ import { mountOutboxRoutes, OUTBOX_ROUTES } from "../../lib/events/internal-rout
 import { sweepPendingNotifications } from "../../lib/events/receive-notification.ts";
 import { buildOpenApi } from "../../lib/http/openapi.ts";
 import type { FunctionDefinition } from "../../lib/http/route.ts";
+import { pruneExpired } from "../../lib/db/retention.ts";
 import { reconcile } from "../../lib/payments/reconcile.ts";
 
 /**
@@ -30,13 +31,17 @@ export function healthFunction(documented: () => FunctionDefinition[]): Function
       app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Payment Service API" }));
       mountOutboxRoutes(app, service);
       // The reconciliation PingSource's trigger (cluster-internal like the outbox routes): settle payments left
-      // processing by a lost provider answer, then apply notifications that waited for them.
+      // processing by a lost provider answer, apply notifications that waited for them, then delete what is kept
+      // only for a while (sent events past their retention, expired Idempotency-Key records).
       app.post("/internal/reconcile", async (c) => {
         c.set("route" as never, "/internal/reconcile" as never);
         c.set("fn" as never, "health" as never);
         const payments = await reconcile(service, { source: "health" });
         const notifications = await sweepPendingNotifications(service);
-        return c.json({ ...payments, notifications });
+        const pruned = await pruneExpired(service.db, {
+          outboxRetentionHours: service.config.events.retentionHours,
+        });
+        return c.json({ ...payments, notifications, pruned });
       });
     },
   };

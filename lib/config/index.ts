@@ -70,8 +70,11 @@ export interface Config {
   trustedProxies?: string;
   publicBaseUrl: string;
   reconcileAfterSeconds: number;
-  /** sink: K_SINK (set by a SinkBinding); pollIntervalMs: the dispatcher's timer, 0 = only on commit and drain. */
-  events: { sink?: string; ceOverrides?: string; pollIntervalMs: number };
+  /**
+   * sink: K_SINK (set by a SinkBinding); pollIntervalMs: the dispatcher's timer, 0 = only on commit and drain;
+   * retentionHours: how long a sent event stays in the outbox.
+   */
+  events: { sink?: string; ceOverrides?: string; pollIntervalMs: number; retentionHours: number };
   otel: OtelConfig;
 }
 
@@ -191,6 +194,7 @@ export function loadConfig(raw: NodeJS.ProcessEnv | Env = process.env): Config {
       sink: e.K_SINK,
       ceOverrides: e.K_CE_OVERRIDES,
       pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS ?? 5_000,
+      retentionHours: e.OUTBOX_RETENTION_HOURS ?? 168,
     },
     otel: {
       endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,

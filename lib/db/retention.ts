@@ -1,0 +1,47 @@
+import type { Db } from "./db.ts";
+
+// Rows per statement: each batch is its own short statement, so pruning never holds many locks or a long
+// transaction beside live traffic.
+const BATCH_ROWS = 5_000;
+// Rows per run at most; what is left goes at the next run (the reconciliation PingSource calls every minute).
+const MAX_ROWS_PER_RUN = 100_000;
+
+export interface Pruned {
+  outbox: number;
+  idempotency_keys: number;
+}
+
+/**
+ * Deletes what is kept only for a while: outbox events sent more than `outboxRetentionHours` ago (kept that long
+ * to inspect or resend by hand) and Idempotency-Key records past their expiry (a request reusing such a key starts
+ * afresh anyway). Unsent events, audit rows and provider event ids are never touched here.
+ */
+export async function pruneExpired(db: Db, options: { outboxRetentionHours: number }): Promise<Pruned> {
+  const outbox = await inBatches(
+    db,
+    // Oldest first along the primary key; sent_at is checked on each candidate.
+    `DELETE FROM outbox WHERE seq IN (
+       SELECT seq FROM outbox WHERE sent_at < now() - make_interval(hours => $1) ORDER BY seq LIMIT $2
+     )`,
+    [options.outboxRetentionHours],
+  );
+  const idempotencyKeys = await inBatches(
+    db,
+    // A record a request is renewing right now is skipped; the expiry is checked again on the locked row.
+    `DELETE FROM idempotency_keys WHERE (merchant_id, key) IN (
+       SELECT merchant_id, key FROM idempotency_keys WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED
+     ) AND expires_at < now()`,
+    [],
+  );
+  return { outbox, idempotency_keys: idempotencyKeys };
+}
+
+async function inBatches(db: Db, sql: string, params: unknown[]): Promise<number> {
+  let deleted = 0;
+  while (deleted < MAX_ROWS_PER_RUN) {
+    const { rowCount } = await db.query(sql, [...params, BATCH_ROWS]);
+    deleted += rowCount;
+    if (rowCount < BATCH_ROWS) break;
+  }
+  return deleted;
+}
