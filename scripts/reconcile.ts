@@ -14,7 +14,9 @@ try {
   try {
     const result = await reconcile(service, { source: "reconcile" });
     errors = result.payments.errors + result.refunds.errors;
-    const pruned = await pruneExpired(service.db, { outboxRetentionHours: service.config.events.retentionHours });
+    const pruned = await pruneExpired(service.db, {
+      outboxRetentionHours: service.config.events.retentionHours,
+    });
     process.stdout.write(`${JSON.stringify({ ...result, pruned })}\n`);
   } finally {
     await service.db.close().catch(() => {});

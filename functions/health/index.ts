@@ -1,9 +1,9 @@
 import { Scalar } from "@scalar/hono-api-reference";
+import { pruneExpired } from "../../lib/db/retention.ts";
 import { mountOutboxRoutes, OUTBOX_ROUTES } from "../../lib/events/internal-routes.ts";
 import { sweepPendingNotifications } from "../../lib/events/receive-notification.ts";
 import { buildOpenApi } from "../../lib/http/openapi.ts";
 import type { FunctionDefinition } from "../../lib/http/route.ts";
-import { pruneExpired } from "../../lib/db/retention.ts";
 import { reconcile } from "../../lib/payments/reconcile.ts";
 
 /**
