@@ -4,7 +4,10 @@ import type { Cache } from "./cache.ts";
 
 export interface RedisCache extends Cache {
   readonly kind: "redis";
-  /** The connection once ioredis has loaded, shared with the rate limiter (rate-limiter-flexible's RateLimiterRedis). */
+  /**
+   * The connection once ioredis has loaded and first connected, shared with the rate limiter (rate-limiter-flexible's
+   * RateLimiterRedis).
+   */
   readonly client: Promise<Redis>;
 }
 
@@ -21,9 +24,17 @@ export interface RedisCacheOptions {
    * first customer does not wait for a client that answer can do without.
    */
   loadAfter?: Promise<unknown>;
+  /**
+   * The longest TTL any instance sharing this Redis gives an entry (the idempotency lock's 60 s): an unsent write
+   * older than that guards nothing any more and is dropped instead of replayed.
+   */
+  longestTtlMs?: number;
 }
 
-/** What commands other than reads and writes get before the client has loaded, like a connection not yet open. */
+// How long a write made before the first connection waits for it: about one connection attempt.
+const FIRST_CONNECTION_WAIT_MS = 2_000;
+
+/** What locks, pings and writes that could not wait get before the client has loaded. */
 export class RedisNotLoadedError extends Error {
   constructor() {
     super("Redis client not loaded yet");
@@ -69,6 +80,11 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   const writeArrived = new Promise<void>((resolve) => {
     loadNow = resolve;
   });
+  let firstConnection = (_: Redis) => {};
+  // Settles at the client's first "ready": before it, reads miss and the rate limiter counts on this instance.
+  const connected = new Promise<Redis>((resolve) => {
+    firstConnection = resolve;
+  });
   const loaded = Promise.race([options.loadAfter ?? Promise.resolve(), writeArrived])
     .catch(() => {})
     .then(() => import("ioredis"))
@@ -84,6 +100,15 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   loaded.catch((error) => {
     if (!closed) log?.error({ err: error }, "redis client failed to load; serving from PostgreSQL");
   });
+  // A write must reach Redis before the change it announces is answered (another instance may be serving the old
+  // state from the cache): one made before the first connection loads the client and waits for it, a short while.
+  const firstConnectionOrTimeout = () => {
+    loadNow();
+    return Promise.race([
+      connected,
+      new Promise<void>((resolve) => setTimeout(resolve, FIRST_CONNECTION_WAIT_MS).unref()),
+    ]);
+  };
   const connection = () => {
     if (!client) throw new RedisNotLoadedError();
     return client;
@@ -92,7 +117,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   // A change whose invalidation could not be written leaves a stale entry in Redis if Redis kept its data (a
   // network cut rather than a restart). Such writes are replayed when the connection is back, before any read.
   const unsent = new Map<string, { value?: string; ttlMs: number; at: number }>();
-  let longestTtlMs = 0;
+  let longestTtlMs = options.longestTtlMs ?? 60_000;
   let bypassReadsUntil = 0;
   let replaying: Promise<void> | undefined;
   const remember = (key: string, value: string | undefined, ttlMs: number) => {
@@ -112,10 +137,11 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
       else batch.set(key, write.value, "PX", write.ttlMs);
     }
     const results = (await batch.exec()) ?? [];
-    unsent.clear();
+    // Only what was sent and not written again meanwhile leaves the map, with what had expired.
     sent.forEach(([key, write], i) => {
-      if (results[i]?.[0]) unsent.set(key, write);
+      if (!results[i]?.[0] && unsent.get(key) === write) unsent.delete(key);
     });
+    for (const [key, write] of unsent) if (write.at <= horizon) unsent.delete(key);
   };
   // On reconnection, and at most once a second while some remain (a write that timed out on a live connection).
   let lastReplayAt = 0;
@@ -139,6 +165,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     });
     redis.on("ready", () => {
       connectedOnce = true;
+      firstConnection(redis);
       if (!healthy) log?.info("redis is back");
       healthy = true;
       lastReplayAt = 0;
@@ -152,7 +179,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
 
   return {
     kind: "redis",
-    client: loaded,
+    client: connected,
     async get(key) {
       // Before the first connection, a miss: the reader goes to PostgreSQL as for any key not cached yet.
       if (!client || !connectedOnce) return undefined;
@@ -165,14 +192,9 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     },
     async set(key, value, ttlMs) {
       track(ttlMs);
-      if (!client) {
-        // Not an error: kept and written as soon as the connection is up, like a write made while it was down.
-        loadNow();
-        remember(key, value, ttlMs);
-        return;
-      }
+      if (!connectedOnce) await firstConnectionOrTimeout();
       try {
-        await client.set(key, value, "PX", ttlMs);
+        await connection().set(key, value, "PX", ttlMs);
         unsent.delete(key);
       } catch (error) {
         remember(key, value, ttlMs);
@@ -184,13 +206,9 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
       return (await connection().set(key, value, "PX", ttlMs, "NX")) === "OK";
     },
     async del(key) {
-      if (!client) {
-        loadNow();
-        remember(key, undefined, longestTtlMs);
-        return;
-      }
+      if (!connectedOnce) await firstConnectionOrTimeout();
       try {
-        await client.del(key);
+        await connection().del(key);
         unsent.delete(key);
       } catch (error) {
         remember(key, undefined, longestTtlMs);

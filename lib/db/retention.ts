@@ -3,7 +3,7 @@ import type { Db } from "./db.ts";
 // Rows per statement: each batch is its own short statement, so pruning never holds many locks or a long
 // transaction beside live traffic.
 const BATCH_ROWS = 5_000;
-// Rows per run at most; what is left goes at the next run (the reconciliation PingSource calls every minute).
+// Rows per run at most; what is left goes at the next run (the reconciliation PingSource calls every 5 minutes).
 const MAX_ROWS_PER_RUN = 100_000;
 
 export interface Pruned {
@@ -17,14 +17,6 @@ export interface Pruned {
  * afresh anyway). Unsent events, audit rows and provider event ids are never touched here.
  */
 export async function pruneExpired(db: Db, options: { outboxRetentionHours: number }): Promise<Pruned> {
-  const outbox = await inBatches(
-    db,
-    // Oldest first along the primary key; sent_at is checked on each candidate.
-    `DELETE FROM outbox WHERE seq IN (
-       SELECT seq FROM outbox WHERE sent_at < now() - make_interval(hours => $1) ORDER BY seq LIMIT $2
-     )`,
-    [options.outboxRetentionHours],
-  );
   const idempotencyKeys = await inBatches(
     db,
     // A record a request is renewing right now is skipped; the expiry is checked again on the locked row.
@@ -32,6 +24,15 @@ export async function pruneExpired(db: Db, options: { outboxRetentionHours: numb
        SELECT merchant_id, key FROM idempotency_keys WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED
      ) AND expires_at < now()`,
     [],
+  );
+  const outbox = await inBatches(
+    db,
+    // Checked again on the locked row: an event set unsent again (to resend it by hand) stays.
+    `DELETE FROM outbox WHERE seq IN (
+       SELECT seq FROM outbox WHERE sent_at < now() - make_interval(hours => $1) ORDER BY sent_at LIMIT $2
+       FOR UPDATE SKIP LOCKED
+     ) AND sent_at < now() - make_interval(hours => $1)`,
+    [options.outboxRetentionHours],
   );
   return { outbox, idempotency_keys: idempotencyKeys };
 }

@@ -24,7 +24,7 @@ import { freePort } from "../support/ports.ts";
  */
 const skip = await postgresSkipReason();
 if (skip) console.warn(`bundles: skipped: ${skip}`);
-// With Redis, each bundle also proves it loads its Redis client (deferred until after the first answer).
+// With Redis, each bundle also proves its Redis client loads from the bundle (ioredis is imported on demand).
 const noRedis = await redisSkipReason();
 if (noRedis) console.warn(`bundles: without Redis: ${noRedis}`);
 
