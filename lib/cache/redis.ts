@@ -31,6 +31,20 @@ export interface RedisCacheOptions {
   longestTtlMs?: number;
 }
 
+const loadIoredis = () => import("ioredis");
+type IoredisModule = Awaited<ReturnType<typeof loadIoredis>>;
+const moduleHooks: ((ioredis: IoredisModule) => void)[] = [];
+let ioredisModule: IoredisModule | undefined;
+
+/**
+ * Runs `hook` with the ioredis module once a cache has loaded it, or at once if one has: tracing patches the client
+ * class there, so turning it on does not load ioredis at start-up.
+ */
+export function whenIoredisLoads(hook: (ioredis: IoredisModule) => void): void {
+  if (ioredisModule) hook(ioredisModule);
+  else moduleHooks.push(hook);
+}
+
 // How long a write made before the first connection waits for it: about one connection attempt.
 const FIRST_CONNECTION_WAIT_MS = 2_000;
 
@@ -87,9 +101,15 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   });
   const loaded = Promise.race([options.loadAfter ?? Promise.resolve(), writeArrived])
     .catch(() => {})
-    .then(() => import("ioredis"))
-    // CommonJS: bundled, the class is the module's default export; under Node's own loader, also a named one.
-    .then((ioredis) => ioredis.Redis ?? ioredis.default)
+    .then(loadIoredis)
+    .then((ioredis) => {
+      if (!ioredisModule) {
+        ioredisModule = ioredis;
+        for (const hook of moduleHooks.splice(0)) hook(ioredis);
+      }
+      // CommonJS: bundled, the class is the module's default export; under Node's own loader, also a named one.
+      return ioredis.Redis ?? ioredis.default;
+    })
     .then((Redis) => {
       if (closed) throw new RedisNotLoadedError();
       client = new Redis(url, redisOptions(options));
@@ -102,12 +122,16 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   });
   // A write must reach Redis before the change it announces is answered (another instance may be serving the old
   // state from the cache): one made before the first connection loads the client and waits for it, a short while.
-  const firstConnectionOrTimeout = () => {
+  // Once a wait has run out (Redis down at start), later writes fail at once and are replayed, as on any outage.
+  let waitedInVain = false;
+  const firstConnectionOrTimeout = async () => {
+    if (waitedInVain) return;
     loadNow();
-    return Promise.race([
-      connected,
-      new Promise<void>((resolve) => setTimeout(resolve, FIRST_CONNECTION_WAIT_MS).unref()),
+    const up = await Promise.race([
+      connected.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), FIRST_CONNECTION_WAIT_MS).unref()),
     ]);
+    if (!up) waitedInVain = true;
   };
   const connection = () => {
     if (!client) throw new RedisNotLoadedError();

@@ -7,6 +7,7 @@ import type { PgInstrumentation as PgInstrumentationClass } from "@opentelemetry
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK, metrics as sdkMetrics, tracing } from "@opentelemetry/sdk-node";
 import type PgModule from "pg";
+import { whenIoredisLoads } from "../cache/redis.ts";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "./logger.ts";
 import { registry } from "./metrics.ts";
@@ -115,7 +116,8 @@ async function instrumentClients(config: Config): Promise<void> {
         dbStatementSerializer: (command) => command,
       }),
     );
-    applyPatch(redis, "ioredis", named(await import("ioredis"), "Redis"));
+    // Patched when a cache loads ioredis (after a function's first answer), not here: see lib/cache/redis.ts.
+    whenIoredisLoads((ioredis) => applyPatch(redis, "ioredis", named(ioredis, "Redis")));
   }
 }
 
