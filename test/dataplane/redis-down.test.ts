@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openCache } from "../../lib/cache/index.ts";
 import { metrics } from "../../lib/telemetry/metrics.ts";
 import { hostPort, redisSkipReason, TEST_REDIS_URL, waitForCache } from "../support/backends.ts";
 import { openTestDb } from "../support/harness.ts";
@@ -142,6 +143,26 @@ describe.skipIf(noRedis)("when the network to Redis is cut and Redis keeps its d
     );
     expect((await t.call("GET", `/v1/payments/${payment.id}`)).body.status).toBe("canceled");
     expect(await cached(t, payment.id)).not.toContain("requires_confirmation");
+  });
+
+  it("replays an invalidation missed for longer than its own TTL, on an instance that wrote nothing else", async () => {
+    const keyPrefix = `cut-fresh-${randomBytes(4).toString("hex")}:`;
+    const observer = await openCache({ redisUrl: TEST_REDIS_URL, redisKeyPrefix: keyPrefix });
+    const fresh = await openCache({ redisUrl: proxy.via(TEST_REDIS_URL), redisKeyPrefix: keyPrefix });
+    try {
+      await Promise.all([waitForCache(observer), waitForCache(fresh)]);
+      await observer.set("status", "old", 60_000);
+      await proxy.cut();
+      // The 2 s marker an invalidation writes; the entry it replaces lives 60 s.
+      await expect(fresh.set("status", "marker", 2_000)).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      await proxy.restore();
+      await waitForCache(fresh);
+      await expect.poll(() => observer.get("status"), { timeout: 5_000 }).not.toBe("old");
+    } finally {
+      await observer.close();
+      await fresh.close();
+    }
   });
 
   it("keeps answering, each request bounded, when Redis accepts connections but stops answering", async () => {
