@@ -206,7 +206,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     client: connected,
     async get(key) {
       // Before the first connection, a miss: the reader goes to PostgreSQL as for any key not cached yet.
-      if (!client || !connectedOnce) return undefined;
+      if (!connectedOnce) return undefined;
       replayIfDue();
       if (replaying) await replaying;
       const value = await connection().get(key);

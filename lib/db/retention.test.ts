@@ -9,14 +9,14 @@ beforeAll(async () => {
 });
 afterAll(() => db.close());
 
-async function event(id: string, sentHoursAgo: number | null, createdHoursAgo = 400) {
+/** An event created 400 hours ago and sent `sentHoursAgo` hours ago (null: never; the interval is then null too). */
+async function event(id: string, sentHoursAgo: number | null) {
   await db.query(
     `INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, created_at, sent_at)
      VALUES ($1, 'io.payment-service.order.created', '/test', $1, $1, 'acct_retention', '{}',
-             now() - make_interval(hours => $2), now() - make_interval(hours => $3))`,
-    [id, createdHoursAgo, sentHoursAgo ?? 0],
+             now() - interval '400 hours', now() - make_interval(hours => $2))`,
+    [id, sentHoursAgo],
   );
-  if (sentHoursAgo === null) await db.query("UPDATE outbox SET sent_at = NULL WHERE id = $1", [id]);
 }
 
 async function idempotencyKey(key: string, expiresInHours: number) {

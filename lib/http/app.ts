@@ -11,7 +11,7 @@ import { ApiError } from "./errors.ts";
 import { createIdempotencyStore, requestFingerprint, validIdempotencyKey } from "./idempotency.ts";
 import { createIdempotencyLock } from "./idempotency-lock.ts";
 import { jsonBody } from "./json-text.ts";
-import { probeRoutes } from "./probes.ts";
+import { PROBE_PATHS, probeRoutes } from "./probes.ts";
 import { problemResponse } from "./problem.ts";
 import { createRateLimiter, limitersFor, type RateLimiterFactory } from "./rate-limit.ts";
 import { requestIdFrom, validTraceparent } from "./request-id.ts";
@@ -20,7 +20,6 @@ import { findPans, MAX_JSON_DEPTH, parseWith, tooDeep } from "./validate.ts";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 const JSON_CONTENT = { "Content-Type": "application/json" };
-const PROBE_PATHS = new Set(["/health", "/ready", "/metrics"]);
 
 export interface AppOptions {
   rateLimiters?: RateLimiterFactory;

@@ -14,6 +14,9 @@ const withTimeout = <T>(promise: Promise<T>, ms: number) =>
 // Events older than this mean delivery is stuck; only meaningful where a sink is configured.
 const OUTBOX_LAG_LIMIT_SECONDS = 300;
 
+/** The paths probes and scrapers call: not a customer's request (quiet in logs, no first-answer for a cold start). */
+export const PROBE_PATHS = new Set(["/health", "/ready", "/metrics"]);
+
 /**
  * Liveness (/health: the process only; a database outage must not get pods killed), readiness (/ready:
  * dependencies; the queue-proxy stops routing to a pod that fails it) and /metrics, on every function.

@@ -1,6 +1,6 @@
 import { serve } from "@hono/node-server";
 import { type Config, loadConfig } from "../config/index.ts";
-import { refreshGauges } from "../http/probes.ts";
+import { PROBE_PATHS, refreshGauges } from "../http/probes.ts";
 import type { ServiceContext } from "../payments/context.ts";
 import { initializeMetrics } from "../telemetry/baseline.ts";
 import { refreshMetricsBeforeExport, shutdownTelemetry, startTelemetry } from "../telemetry/preload.ts";
@@ -13,8 +13,6 @@ import { createService } from "./service.ts";
 const SHUTDOWN_DEADLINE_MS = 20_000;
 // What can wait for the first customer's answer (the Redis client) waits at most this long after listening.
 const LOAD_AFTER_IDLE_MS = 1_000;
-// Knative's queue-proxy probes readiness right before it forwards the first request: answering a probe is not it.
-const PROBES = new Set(["/ready", "/health"]);
 
 /** Serves one function (FUNCTION_TARGET) or all of them on @hono/node-server; stops gracefully on SIGTERM. */
 export async function startServer(
@@ -39,7 +37,8 @@ export async function startServer(
     fetch: (request, env) =>
       inFlight.track(async () => {
         const response = await app.fetch(request, env);
-        if (firstAnswer.waiting && !PROBES.has(new URL(request.url).pathname)) firstAnswer.done();
+        // Knative's queue-proxy probes readiness just before the first request: a probe's answer is not it.
+        if (firstAnswer.waiting && !PROBE_PATHS.has(new URL(request.url).pathname)) firstAnswer.done();
         // After SIGTERM a keep-alive connection that keeps carrying requests is never idle, and close() waited for
         // the deadline (then exit 1, nothing flushed): each answer now tells its client to reconnect elsewhere.
         return closing ? withConnectionClose(response) : response;
