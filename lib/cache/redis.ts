@@ -5,10 +5,15 @@ import type { Cache } from "./cache.ts";
 export interface RedisCache extends Cache {
   readonly kind: "redis";
   /**
-   * The connection once ioredis has loaded and first connected, shared with the rate limiter (rate-limiter-flexible's
-   * RateLimiterRedis).
+   * The client as soon as it exists, before it has sent any command, shared with the rate limiter
+   * (rate-limiter-flexible's RateLimiterRedis). What has to be set up on a client before its first command is set up
+   * here: ioredis crashes the process when a script defined with `defineCommand` is called in the same tick as
+   * commands it had already queued on an auto-pipeline ("pipeline[functionName] is not a function", then "results[i]
+   * is not iterable" thrown from its own callback).
    */
   readonly client: Promise<Redis>;
+  /** Settles at the client's first connection: until then reads miss and the rate limiter counts on this instance. */
+  readonly connected: Promise<unknown>;
 }
 
 export interface RedisCacheOptions {
@@ -48,10 +53,10 @@ export function whenIoredisLoads(hook: (ioredis: IoredisModule) => void): void {
 // How long a write made before the first connection waits for it: about one connection attempt.
 const FIRST_CONNECTION_WAIT_MS = 2_000;
 
-/** What locks, pings and writes that could not wait get before the client has loaded. */
+/** What locks, pings and writes that could not wait get before the client's first connection. */
 export class RedisNotLoadedError extends Error {
   constructor() {
-    super("Redis client not loaded yet");
+    super("Redis client not connected yet");
   }
 }
 
@@ -94,9 +99,8 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   const writeArrived = new Promise<void>((resolve) => {
     loadNow = resolve;
   });
-  let firstConnection = (_: Redis) => {};
-  // Settles at the client's first "ready": before it, reads miss and the rate limiter counts on this instance.
-  const connected = new Promise<Redis>((resolve) => {
+  let firstConnection = () => {};
+  const connected = new Promise<void>((resolve) => {
     firstConnection = resolve;
   });
   const loaded = Promise.race([options.loadAfter ?? Promise.resolve(), writeArrived])
@@ -133,8 +137,10 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     ]);
     if (!up) waitedInVain = true;
   };
+  // Nothing is sent before the first connection: a command would only fail (no offline queue), and one queued on an
+  // auto-pipeline before the rate limiter defined its script would take that script's call with it (see `client`).
   const connection = () => {
-    if (!client) throw new RedisNotLoadedError();
+    if (!client || !connectedOnce) throw new RedisNotLoadedError();
     return client;
   };
 
@@ -189,7 +195,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     });
     redis.on("ready", () => {
       connectedOnce = true;
-      firstConnection(redis);
+      firstConnection();
       if (!healthy) log?.info("redis is back");
       healthy = true;
       lastReplayAt = 0;
@@ -203,7 +209,8 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
 
   return {
     kind: "redis",
-    client: connected,
+    client: loaded,
+    connected,
     async get(key) {
       // Before the first connection, a miss: the reader goes to PostgreSQL as for any key not cached yet.
       if (!connectedOnce) return undefined;

@@ -24,18 +24,29 @@ export type RateLimiterFactory = (opts: {
 
 export const memoryLimiters: RateLimiterFactory = (opts) => new RateLimiterMemory(opts);
 
+/** Limiters shared by every instance: built with `factory` as soon as it resolves, used from `inUse` on. */
+export interface SharedLimiters {
+  factory: Promise<RateLimiterFactory>;
+  inUse: Promise<unknown>;
+}
+
 /**
  * Limits shared by every instance through Redis, once the Redis client has loaded (a function instance loads it
- * after its first answer). When Redis is unreachable the limiter rejects at once (`rejectIfRedisNotReady`, no
- * offline queue) and the request is let through: see the store-error branch below.
+ * after its first answer). The limiters are built when the client is created, before it sends anything (they define
+ * their Lua script on it, see RedisCache.client), and take over at its first connection. When Redis is unreachable
+ * the limiter rejects at once (`rejectIfRedisNotReady`, no offline queue) and the request is let through: see the
+ * store-error branch below.
  */
-export function limitersFor(cache: Cache): RateLimiterFactory | Promise<RateLimiterFactory> {
+export function limitersFor(cache: Cache): RateLimiterFactory | SharedLimiters {
   if (!isRedisCache(cache)) return memoryLimiters;
-  return cache.client.then(
-    (client): RateLimiterFactory =>
-      (opts) =>
-        new RateLimiterRedis({ ...opts, storeClient: client, rejectIfRedisNotReady: true }),
-  );
+  return {
+    factory: cache.client.then(
+      (client): RateLimiterFactory =>
+        (opts) =>
+          new RateLimiterRedis({ ...opts, storeClient: client, rejectIfRedisNotReady: true }),
+    ),
+    inUse: cache.connected,
+  };
 }
 
 // One warning per this many milliseconds while the store is failing, not one per request.
@@ -48,7 +59,7 @@ const STORE_WARNING_INTERVAL_MS = 10_000;
  */
 export function createRateLimiter(
   limits: Config["rateLimit"],
-  store: RateLimiterFactory | Promise<RateLimiterFactory> = memoryLimiters,
+  store: RateLimiterFactory | SharedLimiters = memoryLimiters,
   log?: Logger,
 ) {
   let warnedAt = 0;
@@ -66,14 +77,15 @@ export function createRateLimiter(
     ip: make(factory, "ip"),
   });
   // Until a shared store is there (Redis loads after the first answer), this instance counts on its own.
-  let byScope = limitersOf(store instanceof Promise ? memoryLimiters : store);
-  if (store instanceof Promise)
-    store.then(
-      (factory) => {
-        byScope = limitersOf(factory);
-      },
-      () => {},
-    );
+  let byScope = limitersOf(typeof store === "function" ? store : memoryLimiters);
+  if (typeof store !== "function")
+    store.factory
+      .then(limitersOf)
+      .then(async (shared) => {
+        await store.inUse;
+        byScope = shared;
+      })
+      .catch(() => {});
 
   return async function consume(scope: "merchant" | "ip", key: string): Promise<RateLimitDecision> {
     try {

@@ -98,9 +98,34 @@ describe.skipIf(skip)("the Redis cache", () => {
     expect(await other.get("rl:merchant:acct_a")).toBeUndefined();
     release();
     await waitForCache(cache);
-    await (cache as RedisCache).client;
+    await (cache as RedisCache).connected;
     await consume("merchant", "acct_b");
     expect(await other.get("rl:merchant:acct_b")).toBe("1");
+  });
+
+  it("sends nothing before its first connection, and its rate limiter's script is defined by then", async () => {
+    const keyPrefix = prefix();
+    let release = () => {};
+    const later = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const cache = (await openCache(
+      { redisUrl: TEST_REDIS_URL, redisKeyPrefix: keyPrefix },
+      undefined,
+      later,
+    )) as RedisCache;
+    caches.push(cache);
+    createRateLimiter({ rps: 10, burst: 10 }, limitersFor(cache));
+    release();
+    // The client exists and is connecting: a lock is refused here, not queued on an ioredis auto-pipeline.
+    const client = await cache.client;
+    await expect(cache.setIfAbsent("lock", "x", 60_000)).rejects.toBeInstanceOf(RedisNotLoadedError);
+    // A script defined after commands were queued on an auto-pipeline is missing from it: the call then leaves an
+    // answer short and ioredis throws from its own callback, which ends the process (seen under load at the switch).
+    await new Promise((resolve) => client.once("connect", resolve));
+    expect(typeof (client as unknown as Record<string, unknown>).rlflxIncr).toBe("function");
+    await cache.connected;
+    expect(await cache.setIfAbsent("lock", "x", 60_000)).toBe(true);
   });
 
   it("keeps services with different key prefixes apart", async () => {
