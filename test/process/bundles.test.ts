@@ -107,30 +107,8 @@ describe.skipIf(skip)("function bundles as the image runs them", () => {
   for (const name of ["create", "status", "confirm", "webhook", "health", "cancel"]) {
     it(`${name}: /health, /ready, one real request, nothing else`, async () => {
       const probe = PROBES[name] as Probe;
-      const port = await freePort();
-      let output = "";
-      const child: ChildProcess = spawn("node", [join(outdir, "main.js")], {
-        env: env({ FUNCTION_TARGET: name, PORT: String(port) }),
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      child.stdout?.on("data", (d) => {
-        output += d;
-      });
-      child.stderr?.on("data", (d) => {
-        output += d;
-      });
-      const base = `http://127.0.0.1:${port}`;
+      const { base, child } = await startBundle(name);
       try {
-        const deadline = Date.now() + 20_000;
-        for (;;) {
-          const ok = await fetch(`${base}/ready`).then(
-            (r) => r.status === 200,
-            () => false,
-          );
-          if (ok) break;
-          if (Date.now() > deadline) throw new Error(`${name} never became ready:\n${output}`);
-          await new Promise((r) => setTimeout(r, 50));
-        }
         expect((await fetch(`${base}/health`)).status).toBe(200);
         const headers = { Authorization: `Bearer ${token}`, "Content-Type": "application/json" };
         const res = await fetch(`${base}${probe.path()}`, {
@@ -153,9 +131,85 @@ describe.skipIf(skip)("function bundles as the image runs them", () => {
           await expect.poll(cacheCheck, { timeout: 5_000 }).toBe("ok");
         }
       } finally {
-        child.kill("SIGTERM");
-        await new Promise((resolve) => child.once("exit", resolve));
+        await stop(child);
       }
     }, 60_000);
   }
+
+  it.skipIf(noRedis)(
+    "status: answers every read of a steady stream while its Redis client loads and takes over",
+    async () => {
+      // As a scaled-from-zero instance meets its backlog: reads from 50 connections from the first moment it is
+      // ready, through the Redis client's load, its first connection and the shared rate limiter's take-over.
+      const { base, child, exited } = await startBundle("status", {
+        RATE_LIMIT_RPS: "1000000",
+        RATE_LIMIT_BURST: "1000000",
+      });
+      try {
+        const headers = { Authorization: `Bearer ${token}` };
+        const statuses = new Map<number | string, number>();
+        const until = Date.now() + 2_500;
+        await Promise.all(
+          Array.from({ length: 50 }, async () => {
+            while (Date.now() < until) {
+              const status = await fetch(`${base}/v1/orders/${orderId}`, { headers }).then(
+                async (r) => {
+                  await r.arrayBuffer();
+                  return r.status;
+                },
+                (e: Error) => e.message,
+              );
+              statuses.set(status, (statuses.get(status) ?? 0) + 1);
+            }
+          }),
+        );
+        expect([...statuses.keys()]).toEqual([200]);
+        expect(exited()).toBe(false);
+      } finally {
+        await stop(child);
+      }
+    },
+    60_000,
+  );
 });
+
+/** Starts a bundle as the image does and waits for its first 200 on /ready. */
+async function startBundle(name: string, extra: Record<string, string> = {}) {
+  const port = await freePort();
+  let output = "";
+  let hasExited = false;
+  const child: ChildProcess = spawn("node", [join(outdir, "main.js")], {
+    env: env({ FUNCTION_TARGET: name, PORT: String(port), ...extra }),
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.on("data", (d) => {
+    output += d;
+  });
+  child.stderr?.on("data", (d) => {
+    output += d;
+  });
+  child.once("exit", () => {
+    hasExited = true;
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const ok = await fetch(`${base}/ready`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > deadline) {
+      await stop(child);
+      throw new Error(`${name} never became ready:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { base, child, exited: () => hasExited, output: () => output };
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  await new Promise((resolve) => child.once("exit", resolve));
+}
