@@ -5,8 +5,9 @@ import { createService } from "../lib/runtime/service.ts";
 
 /**
  * `npm run reconcile`: one reconciliation pass against the configured database and providers, then the retention
- * pass (sent events past OUTBOX_RETENTION_HOURS, expired Idempotency-Key records), their counts printed as one JSON
- * line, then exit (1 when a provider could not be asked, so a scheduler notices).
+ * pass (sent events past OUTBOX_RETENTION_HOURS, expired Idempotency-Key records, provider notifications decided
+ * more than PROVIDER_EVENT_RETENTION_DAYS ago), their counts printed as one JSON line, then exit (1 when a provider
+ * could not be asked, so a scheduler notices).
  */
 try {
   const service = await createService(loadConfig());
@@ -14,9 +15,7 @@ try {
   try {
     const result = await reconcile(service, { source: "reconcile" });
     errors = result.payments.errors + result.refunds.errors;
-    const pruned = await pruneExpired(service.db, {
-      outboxRetentionHours: service.config.events.retentionHours,
-    });
+    const pruned = await pruneExpired(service.db, service.config.retention);
     process.stdout.write(`${JSON.stringify({ ...result, pruned })}\n`);
   } finally {
     await service.db.close().catch(() => {});

@@ -25,7 +25,7 @@ describe("health function", () => {
     const res = await t.call("POST", "/internal/reconcile", { token: null });
     expect(res.status).toBe(200);
     // The retention pass runs with it; nothing here is old enough yet.
-    expect(res.body.pruned).toEqual({ outbox: 0, idempotency_keys: 0 });
+    expect(res.body.pruned).toEqual({ outbox: 0, idempotency_keys: 0, provider_events: 0 });
     expect((await t.call("GET", `/v1/payments/${payment.id}`)).body.status).toBe("succeeded");
     // A second pass finds nothing left to do, and the ledger shows one charge.
     await t.call("POST", "/internal/reconcile", { token: null });

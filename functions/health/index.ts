@@ -32,15 +32,14 @@ export function healthFunction(documented: () => FunctionDefinition[]): Function
       mountOutboxRoutes(app, service);
       // The reconciliation PingSource's trigger (cluster-internal like the outbox routes): settle payments left
       // processing by a lost provider answer, apply notifications that waited for them, then delete what is kept
-      // only for a while (sent events past their retention, expired Idempotency-Key records).
+      // only for a while (sent events and decided provider notifications past their retention, expired Idempotency-Key
+      // records).
       app.post("/internal/reconcile", async (c) => {
         c.set("route" as never, "/internal/reconcile" as never);
         c.set("fn" as never, "health" as never);
         const payments = await reconcile(service, { source: "health" });
         const notifications = await sweepPendingNotifications(service);
-        const pruned = await pruneExpired(service.db, {
-          outboxRetentionHours: service.config.events.retentionHours,
-        });
+        const pruned = await pruneExpired(service.db, service.config.retention);
         return c.json({ ...payments, notifications, pruned });
       });
     },

@@ -56,6 +56,7 @@ export const CONFIG_VARIABLES = [
   "K_CE_OVERRIDES",
   "OUTBOX_POLL_INTERVAL_MS",
   "OUTBOX_RETENTION_HOURS",
+  "PROVIDER_EVENT_RETENTION_DAYS",
   "OTEL_EXPORTER_OTLP_ENDPOINT",
   "OTEL_SERVICE_NAME",
   "OTEL_METRICS_EXPORTER",
@@ -171,6 +172,8 @@ export const EnvSchema = v.object({
   ),
   OUTBOX_POLL_INTERVAL_MS: v.optional(int(0, 3_600_000)),
   OUTBOX_RETENTION_HOURS: v.optional(int(1, 24 * 366)),
+  // At least a week: shorter would forget notifications a provider may still be retrying.
+  PROVIDER_EVENT_RETENTION_DAYS: v.optional(int(7, 3_660)),
   OTEL_EXPORTER_OTLP_ENDPOINT: v.optional(url),
   OTEL_SERVICE_NAME: v.optional(v.string()),
   OTEL_METRICS_EXPORTER: v.optional(otelExporter),

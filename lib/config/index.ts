@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import * as v from "valibot";
+import type { Retention } from "../db/retention.ts";
 import { type Env, EnvSchema, REQUIRED_IN_PRODUCTION } from "./env.ts";
 
 export type FunctionName = "create" | "confirm" | "cancel" | "status" | "webhook" | "health";
@@ -70,11 +71,10 @@ export interface Config {
   trustedProxies?: string;
   publicBaseUrl: string;
   reconcileAfterSeconds: number;
-  /**
-   * sink: K_SINK (set by a SinkBinding); pollIntervalMs: the dispatcher's timer, 0 = only on commit and drain;
-   * retentionHours: how long a sent event stays in the outbox.
-   */
-  events: { sink?: string; ceOverrides?: string; pollIntervalMs: number; retentionHours: number };
+  /** sink: K_SINK (set by a SinkBinding); pollIntervalMs: the dispatcher's timer, 0 = only on commit and drain. */
+  events: { sink?: string; ceOverrides?: string; pollIntervalMs: number };
+  /** What each reconcile run deletes, and after how long. */
+  retention: Retention;
   otel: OtelConfig;
 }
 
@@ -194,7 +194,10 @@ export function loadConfig(raw: NodeJS.ProcessEnv | Env = process.env): Config {
       sink: e.K_SINK,
       ceOverrides: e.K_CE_OVERRIDES,
       pollIntervalMs: e.OUTBOX_POLL_INTERVAL_MS ?? 5_000,
-      retentionHours: e.OUTBOX_RETENTION_HOURS ?? 168,
+    },
+    retention: {
+      outboxHours: e.OUTBOX_RETENTION_HOURS ?? 168,
+      providerEventDays: e.PROVIDER_EVENT_RETENTION_DAYS ?? 90,
     },
     otel: {
       endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT,

@@ -27,15 +27,37 @@ async function idempotencyKey(key: string, expiresInHours: number) {
   );
 }
 
+const RETENTION = { outboxHours: 168, providerEventDays: 90 };
+
+/** A provider notification received 200 days ago, decided `decidedDaysAgo` days ago (null: still pending). */
+async function notification(
+  eventId: string,
+  status: "pending" | "applied" | "ignored",
+  decidedDaysAgo: number | null,
+) {
+  await db.query(
+    `INSERT INTO provider_events (provider, event_id, type, occurred_at, notification, status, reason, received_at,
+                                  last_received_at, decided_at)
+     VALUES ('sandbox', $1, 'payment.succeeded', now() - interval '200 days', '{}', $2,
+             CASE WHEN $2 = 'ignored' THEN 'stale' END, now() - interval '200 days', now() - interval '200 days',
+             now() - make_interval(days => $3))`,
+    [eventId, status, decidedDaysAgo],
+  );
+}
+
 describe("pruneExpired", () => {
-  it("deletes sent events past their retention and expired keys, nothing else", async () => {
+  it("deletes sent events and decided notifications past their retention and expired keys, nothing else", async () => {
+    await notification("evt_retention_applied_long_ago", "applied", 100);
+    await notification("evt_retention_ignored_long_ago", "ignored", 95);
+    await notification("evt_retention_applied_recently", "applied", 30);
+    await notification("evt_retention_pending", "pending", null);
     await event("evt_sent_long_ago", 200);
     await event("evt_sent_recently", 2);
     await event("evt_never_sent", null);
     await idempotencyKey("expired", -1);
     await idempotencyKey("live", 1);
 
-    expect(await pruneExpired(db, { outboxRetentionHours: 168 })).toEqual({ outbox: 1, idempotency_keys: 1 });
+    expect(await pruneExpired(db, RETENTION)).toEqual({ outbox: 1, idempotency_keys: 1, provider_events: 2 });
 
     const events = await db.query<{ id: string }>(
       "SELECT id FROM outbox WHERE merchant_id = 'acct_retention' ORDER BY id",
@@ -45,7 +67,14 @@ describe("pruneExpired", () => {
       "SELECT key FROM idempotency_keys WHERE merchant_id = 'acct_retention'",
     );
     expect(keys.rows.map((r) => r.key)).toEqual(["live"]);
+    const notifications = await db.query<{ event_id: string }>(
+      "SELECT event_id FROM provider_events WHERE event_id LIKE 'evt_retention_%' ORDER BY event_id",
+    );
+    expect(notifications.rows.map((r) => r.event_id)).toEqual([
+      "evt_retention_applied_recently",
+      "evt_retention_pending",
+    ]);
     // Nothing left to do on a second run.
-    expect(await pruneExpired(db, { outboxRetentionHours: 168 })).toEqual({ outbox: 0, idempotency_keys: 0 });
+    expect(await pruneExpired(db, RETENTION)).toEqual({ outbox: 0, idempotency_keys: 0, provider_events: 0 });
   });
 });

@@ -9,14 +9,25 @@ const MAX_ROWS_PER_RUN = 100_000;
 export interface Pruned {
   outbox: number;
   idempotency_keys: number;
+  provider_events: number;
+}
+
+export interface Retention {
+  /** How long a sent event stays in the outbox, to inspect or resend by hand. */
+  outboxHours: number;
+  /**
+   * How long a decided provider notification is kept: its id is what recognises the provider's retries (Stripe
+   * retries for 3 days, YooKassa for 24 hours), and its time orders later notifications of the same payment.
+   */
+  providerEventDays: number;
 }
 
 /**
- * Deletes what is kept only for a while: outbox events sent more than `outboxRetentionHours` ago (kept that long
- * to inspect or resend by hand) and Idempotency-Key records past their expiry (a request reusing such a key starts
- * afresh anyway). Unsent events, audit rows and provider event ids are never touched here.
+ * Deletes what is kept only for a while: outbox events sent longer ago than their retention, Idempotency-Key
+ * records past their expiry (a request reusing such a key starts afresh anyway) and provider notifications decided
+ * longer ago than theirs. Unsent events, pending notifications and audit rows are never touched here.
  */
-export async function pruneExpired(db: Db, options: { outboxRetentionHours: number }): Promise<Pruned> {
+export async function pruneExpired(db: Db, retention: Retention): Promise<Pruned> {
   const idempotencyKeys = await inBatches(
     db,
     // A record a request is renewing right now is skipped; the expiry is checked again on the locked row.
@@ -32,9 +43,19 @@ export async function pruneExpired(db: Db, options: { outboxRetentionHours: numb
        SELECT seq FROM outbox WHERE sent_at < now() - make_interval(hours => $1) ORDER BY sent_at LIMIT $2
        FOR UPDATE SKIP LOCKED
      ) AND sent_at < now() - make_interval(hours => $1)`,
-    [options.outboxRetentionHours],
+    [retention.outboxHours],
   );
-  return { outbox, idempotency_keys: idempotencyKeys };
+  const providerEvents = await inBatches(
+    db,
+    // Decided is final (a trigger keeps it so): nothing can make a row pending again between the two checks.
+    `DELETE FROM provider_events WHERE (provider, event_id) IN (
+       SELECT provider, event_id FROM provider_events
+       WHERE status <> 'pending' AND decided_at < now() - make_interval(days => $1)
+       ORDER BY decided_at LIMIT $2 FOR UPDATE SKIP LOCKED
+     )`,
+    [retention.providerEventDays],
+  );
+  return { outbox, idempotency_keys: idempotencyKeys, provider_events: providerEvents };
 }
 
 async function inBatches(db: Db, sql: string, params: unknown[]): Promise<number> {

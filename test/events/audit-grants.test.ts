@@ -60,6 +60,7 @@ describe.skipIf(skip)("the payment_service role on PostgreSQL", () => {
       await q("UPDATE provider_events SET deliveries = deliveries WHERE false");
       await q("DELETE FROM idempotency_keys WHERE false");
       await q("DELETE FROM outbox WHERE false");
+      await q("DELETE FROM provider_events WHERE false");
       await q("SELECT nextval('outbox_seq_seq')");
     });
     const error = await failure(asService((q) => q("DELETE FROM payments WHERE false")));
