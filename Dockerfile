@@ -5,13 +5,17 @@
 #
 # Stages:
 #   deps       all dependencies (dev ones included: esbuild and TypeScript build the bundles)
-#   build      `npm run build` -> dist/main.js, dist/functions-framework.js, dist/migrate.js, dist/reconcile.js
+#   build      `npm run build` -> dist/main.js, dist/functions/<name>.cjs (one file per function, with the V8
+#              code cache the build records by starting each one once), dist/functions-framework.js,
+#              dist/migrate.js, dist/reconcile.js
 #   prod-deps  production dependencies only: the bundles keep pg, ioredis, stripe, pino, PGlite,
 #              the Neon driver, ws, functions-framework and @opentelemetry/* external, so they must
 #              be in node_modules at run time
 #   runtime    node:20-slim with dist/, the pruned node_modules and the SQL migrations
 #
-# Pin the base image by digest in CI (node:20-slim@sha256:...) so a rebuild is reproducible.
+# Pin the base image by digest in CI (node:20-slim@sha256:...) so a rebuild is reproducible. Build and runtime
+# must be the same Node: V8 refuses a code cache recorded by another version (the function then compiles from
+# scratch, a slower cold start but no error).
 
 FROM node:20-slim AS deps
 WORKDIR /app

@@ -1,13 +1,5 @@
-import { ConfigError, loadConfig } from "../config/index.ts";
-import { startServer } from "./server.ts";
+import { loadFunctions } from "./apps.ts";
+import { serve } from "./serve.ts";
 
-/** Process entry: FUNCTION_TARGET picks the function (default all); a bad configuration stops here, readably. */
-try {
-  await startServer(loadConfig());
-} catch (error) {
-  if (error instanceof ConfigError) {
-    process.stderr.write(`${error.message}\n`);
-    process.exit(78); // EX_CONFIG
-  }
-  throw error;
-}
+/** Process entry of the all-in-one server (and of `npm run dev`): FUNCTION_TARGET picks the function, default all. */
+await serve((config) => loadFunctions(config.functionTarget));

@@ -1,10 +1,11 @@
 import { serve } from "@hono/node-server";
-import { type Config, loadConfig } from "../config/index.ts";
+import type { Config } from "../config/index.ts";
+import { buildApp } from "../http/app.ts";
 import { PROBE_PATHS, refreshGauges } from "../http/probes.ts";
+import type { FunctionDefinition } from "../http/route.ts";
 import type { ServiceContext } from "../payments/context.ts";
 import { initializeMetrics } from "../telemetry/baseline.ts";
 import { refreshMetricsBeforeExport, shutdownTelemetry, startTelemetry } from "../telemetry/preload.ts";
-import { loadApp } from "./apps.ts";
 import { withDevSecret } from "./dev-secret.ts";
 import { mintToken } from "./dev-token.ts";
 import { createService } from "./service.ts";
@@ -14,9 +15,16 @@ const SHUTDOWN_DEADLINE_MS = 20_000;
 // What can wait for the first customer's answer (the Redis client) waits at most this long after listening.
 const LOAD_AFTER_IDLE_MS = 1_000;
 
-/** Serves one function (FUNCTION_TARGET) or all of them on @hono/node-server; stops gracefully on SIGTERM. */
+/** Which functions a process serves: its own bundle's definition, or FUNCTION_TARGET's through loadFunctions. */
+export type FunctionsOf = (config: Config) => FunctionDefinition[] | Promise<FunctionDefinition[]>;
+
+/**
+ * Serves one function or all of them on @hono/node-server; stops gracefully on SIGTERM. The caller says which
+ * (`functionsOf`), so a function's own bundle holds no other function's code.
+ */
 export async function startServer(
-  loaded: Config = loadConfig(),
+  loaded: Config,
+  functionsOf: FunctionsOf,
 ): Promise<{ close: () => Promise<void>; service: ServiceContext }> {
   const config = withDevSecret(loaded);
   const firstAnswer = new FirstAnswer();
@@ -30,7 +38,7 @@ export async function startServer(
   initializeMetrics(service.providers);
   // Pushed metrics are never scraped, so the database-derived gauges are refreshed before each export.
   refreshMetricsBeforeExport(() => refreshGauges(service));
-  const app = await loadApp(service);
+  const app = buildApp(service, await functionsOf(config));
   const inFlight = new InFlight();
   let closing: Promise<void> | undefined;
   const server = serve({
@@ -73,6 +81,8 @@ export async function startServer(
       // before the pools it uses are closed.
       await inFlight.drained();
       await service.outbox?.stop().catch(() => {});
+      // The final push below carries the database-derived gauges as last read: the pool is gone by then.
+      refreshMetricsBeforeExport(async () => {});
       await service.db.close().catch(() => {});
       await service.cache.close().catch(() => {});
       // Last: the final metrics push then includes everything above, and a scaled-down pod loses no counts.

@@ -7,12 +7,24 @@ import type { PgInstrumentation as PgInstrumentationClass } from "@opentelemetry
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK, metrics as sdkMetrics, tracing } from "@opentelemetry/sdk-node";
 import type PgModule from "pg";
-import { whenIoredisLoads } from "../cache/redis.ts";
+import type { Registry } from "prom-client";
+import type { whenIoredisLoads } from "../cache/redis.ts";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "./logger.ts";
-import { registry } from "./metrics.ts";
 import { promMetricProducer } from "./prom-bridge.ts";
 import { resourceAttributes } from "./resource.ts";
+
+/**
+ * What OpenTelemetry reads and patches, handed over by the caller rather than imported here: a function's bundle
+ * loads this module as a file of its own (dist/functions/otel.cjs), which must act on the bundle's own registry
+ * and driver modules, not on copies of them.
+ */
+export interface Instrumented {
+  registry: Registry;
+  loadPg: () => Promise<object>;
+  loadNeon: () => Promise<object>;
+  whenIoredisLoads: typeof whenIoredisLoads;
+}
 
 export interface OtelHandle {
   /** Exports what is buffered (spans, a last metrics push) and stops; call once, on shutdown. */
@@ -35,8 +47,9 @@ export interface OtelHandle {
  */
 export async function startOtel(
   config: Config,
-  options: { log: Logger; beforeMetricsExport: () => Promise<void> },
+  options: { log: Logger; beforeMetricsExport: () => Promise<void>; instrumented: Instrumented },
 ): Promise<OtelHandle> {
+  const { registry } = options.instrumented;
   const { otel } = config;
   diag.setLogger(diagToLog(options.log), DiagLogLevel.WARN);
   const base = otel.endpoint?.replace(/\/$/, "");
@@ -75,7 +88,7 @@ export async function startOtel(
     logRecordProcessors: [],
   });
   sdk.start();
-  if (otel.traces !== "none") await instrumentClients(config);
+  if (otel.traces !== "none") await instrumentClients(config, options.instrumented);
   return { shutdown: () => sdk.shutdown() };
 }
 
@@ -85,7 +98,7 @@ export async function startOtel(
  * flag), so the hooks stay off and the patches are applied directly; that works bundled, under tsx and in tests.
  * Only the drivers this process is configured for are loaded.
  */
-async function instrumentClients(config: Config): Promise<void> {
+async function instrumentClients(config: Config, instrumented: Instrumented): Promise<void> {
   if (config.db.driver === "pg" || config.db.driver === "neon") {
     const PgInstrumentation = named<typeof PgInstrumentationClass>(
       await import("@opentelemetry/instrumentation-pg"),
@@ -94,13 +107,13 @@ async function instrumentClients(config: Config): Promise<void> {
     // requireParentSpan: background pollers' queries do not each start a trace of their own.
     const pgTracing = quiet(new PgInstrumentation({ enabled: false, requireParentSpan: true }));
     if (config.db.driver === "pg") {
-      const client = named<typeof PgModule>(await import("pg"), "default");
+      const client = named<typeof PgModule>(await instrumented.loadPg(), "default");
       applyPatch(pgTracing, "pg", client);
       // pg.Pool extends pg-pool's Pool: its prototype.connect is what waits for a free connection.
       applyPatch(pgTracing, "pg-pool", Object.getPrototypeOf(client.Pool));
     } else {
       // The Neon driver's Client is node-postgres' Client, forked: same query() the patch wraps.
-      applyPatch(pgTracing, "pg", { Client: named(await import("@neondatabase/serverless"), "Client") });
+      applyPatch(pgTracing, "pg", { Client: named(await instrumented.loadNeon(), "Client") });
     }
   }
   if (config.redisUrl) {
@@ -117,7 +130,7 @@ async function instrumentClients(config: Config): Promise<void> {
       }),
     );
     // Patched when a cache loads ioredis (after a function's first answer), not here: see lib/cache/redis.ts.
-    whenIoredisLoads((ioredis) => applyPatch(redis, "ioredis", named(ioredis, "Redis")));
+    instrumented.whenIoredisLoads((ioredis) => applyPatch(redis, "ioredis", named(ioredis, "Redis")));
   }
 }
 

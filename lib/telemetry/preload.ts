@@ -1,5 +1,7 @@
+import { whenIoredisLoads } from "../cache/redis.ts";
 import type { Config, OtelConfig } from "../config/index.ts";
 import type { Logger } from "./logger.ts";
+import { registry } from "./metrics.ts";
 import type { OtelHandle } from "./otel.ts";
 
 /**
@@ -17,7 +19,17 @@ export function telemetryEnabled(otel: OtelConfig): boolean {
 export async function startTelemetry(config: Config, log: Logger): Promise<boolean> {
   if (handle || !telemetryEnabled(config.otel)) return false;
   const { startOtel } = await import("./otel.ts");
-  handle = await startOtel(config, { log, beforeMetricsExport: () => refreshBeforeExport() });
+  handle = await startOtel(config, {
+    log,
+    beforeMetricsExport: () => refreshBeforeExport(),
+    // The modules this process itself uses: OpenTelemetry may be bundled apart from them (scripts/bundle.ts).
+    instrumented: {
+      registry,
+      loadPg: () => import("pg"),
+      loadNeon: () => import("@neondatabase/serverless"),
+      whenIoredisLoads,
+    },
+  });
   return true;
 }
 
