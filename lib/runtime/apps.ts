@@ -4,8 +4,9 @@ import type { FunctionDefinition } from "../http/route.ts";
 import type { ServiceContext } from "../payments/context.ts";
 
 /**
- * Loads only the function a process serves: each import below is its own chunk in the bundles, so a Knative
- * instance of `status` never parses the code of `confirm` (cold starts are a customer's wait).
+ * Loads only the function a process serves, for the all-in-one entry and the sources under tsx: each import below
+ * is its own chunk of the ESM build. A deployed function starts from its own bundle instead (dist/functions/, see
+ * lib/runtime/launch.ts), which holds no other function's code at all.
  */
 export async function loadFunctions(target: Config["functionTarget"]): Promise<FunctionDefinition[]> {
   switch (target) {
