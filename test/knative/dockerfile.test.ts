@@ -30,6 +30,18 @@ describe("Dockerfile", () => {
     ).toBe(false);
   });
 
+  it("builds the bundles (and records their V8 code cache) on the same Node image it runs them on", () => {
+    // V8 refuses a code cache recorded by another Node version: the functions would then compile from scratch.
+    const build = stages.find((stage) => stage.some((l) => /^RUN .*npm run build/.test(l))) ?? [];
+    const baseOf = (stage: string[]): string | undefined => {
+      const from = stage[0]?.split(/\s+/)[1];
+      const parent = stages.find((s) => s[0]?.split(/\s+/)[3] === from);
+      return parent ? baseOf(parent) : from;
+    };
+    expect(baseOf(build)).toBeDefined();
+    expect(baseOf(build)).toBe(baseOf(runtime));
+  });
+
   it("runs dist/main.js as a numeric non-root user in production mode on 8080", () => {
     const user = runtime.find((l) => l.startsWith("USER "))?.split(/\s+/)[1] ?? "";
     expect(user).toMatch(/^[1-9]\d*(:\d+)?$/);
