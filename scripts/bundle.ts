@@ -103,7 +103,8 @@ async function bundleFunctions(outdir: string, root: string): Promise<void> {
   await build({
     entryPoints: [
       ...Object.keys(FUNCTIONS).map((name) => ({ in: `function:${name}`, out: name })),
-      { in: join(root, "lib/telemetry/otel.ts"), out: "otel" },
+      // Not a name FUNCTION_TARGET can take (lib/runtime/launch.ts accepts [a-z]+ only).
+      { in: join(root, "lib/telemetry/otel.ts"), out: "_otel" },
     ],
     outdir: join(outdir, "functions"),
     outExtension: { ".js": ".cjs" },
@@ -115,7 +116,7 @@ async function bundleFunctions(outdir: string, root: string): Promise<void> {
     minifyWhitespace: true,
     minifySyntax: true,
     external: EXTERNAL,
-    // import() of what stays outside (otel.cjs, PGlite, Stripe: all have a CommonJS entry) becomes require(): a
+    // import() of what stays outside (_otel.cjs, PGlite, Stripe: all have a CommonJS entry) becomes require(): a
     // script compiled with a code cache has no dynamic-import hook on Node 20 (lib/runtime/code-cache.ts).
     supported: { "dynamic-import": false },
     logLevel: "warning",
@@ -148,7 +149,7 @@ async function bundleFunctions(outdir: string, root: string): Promise<void> {
           });
           // preload.ts's import("./otel.ts") loads the file built beside the bundle instead.
           b.onResolve({ filter: /\/otel\.ts$/ }, (args) =>
-            args.kind === "dynamic-import" ? { path: "./otel.cjs", external: true } : undefined,
+            args.kind === "dynamic-import" ? { path: "./_otel.cjs", external: true } : undefined,
           );
         },
       },

@@ -1,4 +1,5 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -10,6 +11,26 @@ beforeAll(async () => {
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
+/** A cache as the build records it: the bundle's SHA-256, then V8's data. */
+async function record(file: string): Promise<void> {
+  const { script } = runFunctionBundle(file);
+  const digest = createHash("sha256")
+    .update(await readFile(file))
+    .digest();
+  await writeFile(`${file}.v8-cache`, Buffer.concat([digest, script.createCachedData()]));
+}
+
+/** What runFunctionBundle wrote to stderr while `run` ran. */
+function warnings(run: () => void): string {
+  const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+  try {
+    run();
+    return stderr.mock.calls.map((call) => String(call[0])).join("");
+  } finally {
+    stderr.mockRestore();
+  }
+}
+
 describe("runFunctionBundle", () => {
   it("runs a bundle as require would, with its own require, and uses a cache recorded from it", async () => {
     const file = join(dir, "fn.cjs");
@@ -17,30 +38,37 @@ describe("runFunctionBundle", () => {
       file,
       'exports.sep = require("node:path").sep; exports.name = require("node:path").basename(__filename);',
     );
-    const first = runFunctionBundle(file);
-    expect(first.exports).toEqual({ sep: "/", name: "fn.cjs" });
-    await writeFile(`${file}.v8-cache`, first.script.createCachedData());
-    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
-    try {
-      const second = runFunctionBundle(file);
-      expect(second.script.cachedDataRejected).toBe(false);
-      expect(second.exports).toEqual({ sep: "/", name: "fn.cjs" });
-      expect(stderr).not.toHaveBeenCalled();
-    } finally {
-      stderr.mockRestore();
-    }
+    expect(runFunctionBundle(file).exports).toEqual({ sep: "/", name: "fn.cjs" });
+    await record(file);
+    let second: ReturnType<typeof runFunctionBundle> | undefined;
+    expect(warnings(() => (second = runFunctionBundle(file)))).toBe("");
+    expect(second?.script.cachedDataRejected).toBe(false);
+    expect(second?.exports).toEqual({ sep: "/", name: "fn.cjs" });
   });
 
-  it("compiles from scratch, and says so, when the cache does not fit", async () => {
-    const file = join(dir, "other.cjs");
-    await writeFile(file, "exports.ok = true;");
-    await writeFile(`${file}.v8-cache`, Buffer.from("recorded by some other Node"));
-    const stderr = vi.spyOn(process.stderr, "write").mockImplementation(() => true);
-    try {
-      expect(runFunctionBundle(file).exports).toEqual({ ok: true });
-      expect(String(stderr.mock.calls[0]?.[0])).toContain('"msg":"V8 code cache refused');
-    } finally {
-      stderr.mockRestore();
-    }
+  it("never runs a cache recorded from another bundle of the same length", async () => {
+    const file = join(dir, "same-length.cjs");
+    await writeFile(file, 'exports.said = "listening";');
+    await record(file);
+    // V8 alone would accept this cache (it checks the length) and run the old code.
+    await writeFile(file, 'exports.said = "LISTENING";');
+    let run: ReturnType<typeof runFunctionBundle> | undefined;
+    expect(warnings(() => (run = runFunctionBundle(file)))).toContain("recorded from another bundle");
+    expect(run?.exports).toEqual({ said: "LISTENING" });
+  });
+
+  it("compiles from scratch, and says so, when the cache does not fit or cannot be read", async () => {
+    const foreign = join(dir, "foreign.cjs");
+    await writeFile(foreign, "exports.ok = true;");
+    await writeFile(`${foreign}.v8-cache`, Buffer.from("recorded by some other Node"));
+    let run: ReturnType<typeof runFunctionBundle> | undefined;
+    expect(warnings(() => (run = runFunctionBundle(foreign)))).toContain('"msg":"V8 code cache');
+    expect(run?.exports).toEqual({ ok: true });
+
+    const unreadable = join(dir, "unreadable.cjs");
+    await writeFile(unreadable, "exports.ok = true;");
+    await mkdir(`${unreadable}.v8-cache`);
+    expect(warnings(() => (run = runFunctionBundle(unreadable)))).toContain("unreadable (EISDIR)");
+    expect(run?.exports).toEqual({ ok: true });
   });
 });

@@ -1,31 +1,56 @@
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import Module, { createRequire } from "node:module";
 import { dirname } from "node:path";
 import { Script } from "node:vm";
 
+// The cache file starts with the SHA-256 of the bundle it was recorded from: V8 itself checks only the source's
+// length (with its own version and flags), so a bundle changed in place would otherwise run its old code.
+const DIGEST_BYTES = 32;
+
 /**
  * A function bundle (dist/functions/<name>.cjs) run as `require` would run it, but compiled with V8's code cache
  * from `<bundle>.v8-cache` when one is there: V8 then skips parsing the 1.2 MB bundle and compiling the functions
  * the cache holds, which `npm run build` records from a start of the same bundle (writeCodeCache below). A cache
- * made by another Node or V8 version is refused by V8 itself (`cachedDataRejected`) and the bundle is compiled as
- * usual: slower, never wrong.
+ * that does not fit (another bundle, Node version or V8 flags) is left aside and the bundle is compiled as usual:
+ * a slower start, said in one warning line, never other code.
  */
 export function runFunctionBundle(file: string): { script: Script; exports: Record<string, unknown> } {
-  const cacheFile = `${file}.v8-cache`;
-  const script = new Script(Module.wrap(readFileSync(file, "utf8")), {
+  const source = readFileSync(file);
+  const cached = readCache(file, digestOf(source));
+  const script = new Script(Module.wrap(source.toString("utf8")), {
     filename: file,
-    cachedData: existsSync(cacheFile) ? readFileSync(cacheFile) : undefined,
+    cachedData: cached.data,
   });
-  if (script.cachedDataRejected) {
-    // Before the logger exists, so a line in its format: a refused cache is a slower start worth knowing about
-    // (the build's Node and the image's differ).
+  const unused =
+    cached.unused ?? (script.cachedDataRejected ? "refused by V8 (another Node version or V8 flags?)" : "");
+  if (unused) {
+    // Before the logger exists, so a line in its format.
     process.stderr.write(
-      `${JSON.stringify({ level: 40, time: new Date().toISOString(), bundle: file, msg: "V8 code cache refused (recorded by another Node?): compiling the bundle from scratch" })}\n`,
+      `${JSON.stringify({ level: 40, time: new Date().toISOString(), bundle: file, msg: `V8 code cache ${unused}: compiling the bundle from scratch` })}\n`,
     );
   }
   const module = { exports: {} as Record<string, unknown> };
   script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
   return { script, exports: module.exports };
+}
+
+function digestOf(source: Buffer): Buffer {
+  return createHash("sha256").update(source).digest();
+}
+
+/** The V8 data of `<bundle>.v8-cache` if it was recorded from this very bundle; else why not (none: quietly). */
+function readCache(file: string, digest: Buffer): { data?: Buffer; unused?: string } {
+  const cacheFile = `${file}.v8-cache`;
+  if (!existsSync(cacheFile)) return {};
+  let cache: Buffer;
+  try {
+    cache = readFileSync(cacheFile);
+  } catch (error) {
+    return { unused: `unreadable (${(error as NodeJS.ErrnoException).code ?? error})` };
+  }
+  if (!cache.subarray(0, DIGEST_BYTES).equals(digest)) return { unused: "recorded from another bundle" };
+  return { data: cache.subarray(DIGEST_BYTES) };
 }
 
 /**
@@ -36,6 +61,6 @@ export async function writeCodeCache(file: string): Promise<void> {
   const { script, exports } = runFunctionBundle(file);
   await exports.started;
   await fetch(`http://127.0.0.1:${process.env.PORT}/health`).then((r) => r.arrayBuffer());
-  writeFileSync(`${file}.v8-cache`, script.createCachedData());
+  writeFileSync(`${file}.v8-cache`, Buffer.concat([digestOf(readFileSync(file)), script.createCachedData()]));
   process.exit(0);
 }

@@ -16,7 +16,7 @@ import { resourceAttributes } from "./resource.ts";
 
 /**
  * What OpenTelemetry reads and patches, handed over by the caller rather than imported here: a function's bundle
- * loads this module as a file of its own (dist/functions/otel.cjs), which must act on the bundle's own registry
+ * loads this module as a file of its own (dist/functions/_otel.cjs), which must act on the bundle's own registry
  * and driver modules, not on copies of them.
  */
 export interface Instrumented {
