@@ -34,14 +34,28 @@ async function notification(
   eventId: string,
   status: "pending" | "applied" | "ignored",
   decidedDaysAgo: number | null,
+  paymentId: string | null = null,
 ) {
   await db.query(
-    `INSERT INTO provider_events (provider, event_id, type, occurred_at, notification, status, reason, received_at,
-                                  last_received_at, decided_at)
-     VALUES ('sandbox', $1, 'payment.succeeded', now() - interval '200 days', '{}', $2,
+    `INSERT INTO provider_events (provider, event_id, type, payment_id, occurred_at, notification, status, reason,
+                                  received_at, last_received_at, decided_at)
+     VALUES ('sandbox', $1, 'payment.succeeded', $4, now() - interval '200 days', '{}', $2,
              CASE WHEN $2 = 'ignored' THEN 'stale' END, now() - interval '200 days', now() - interval '200 days',
              now() - make_interval(days => $3))`,
-    [eventId, status, decidedDaysAgo],
+    [eventId, status, decidedDaysAgo, paymentId],
+  );
+}
+
+/** A payment still waiting for its confirmation: it can move, so its notifications must stay. */
+async function openPayment(id: string) {
+  await db.query(
+    "INSERT INTO orders (id, merchant_id, amount, currency) VALUES ($1, 'acct_retention', 100, 'USD')",
+    [`ord_${id}`],
+  );
+  await db.query(
+    `INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method)
+     VALUES ($1, 'acct_retention', $2, 100, 'USD', 'sandbox', 'pm_card_visa')`,
+    [id, `ord_${id}`],
   );
 }
 
@@ -51,6 +65,8 @@ describe("pruneExpired", () => {
     await notification("evt_retention_ignored_long_ago", "ignored", 95);
     await notification("evt_retention_applied_recently", "applied", 30);
     await notification("evt_retention_pending", "pending", null);
+    await openPayment("pay_retention_open");
+    await notification("evt_retention_of_open_payment", "applied", 100, "pay_retention_open");
     await event("evt_sent_long_ago", 200);
     await event("evt_sent_recently", 2);
     await event("evt_never_sent", null);
@@ -72,6 +88,7 @@ describe("pruneExpired", () => {
     );
     expect(notifications.rows.map((r) => r.event_id)).toEqual([
       "evt_retention_applied_recently",
+      "evt_retention_of_open_payment",
       "evt_retention_pending",
     ]);
     // Nothing left to do on a second run.

@@ -25,7 +25,8 @@ export interface Retention {
 /**
  * Deletes what is kept only for a while: outbox events sent longer ago than their retention, Idempotency-Key
  * records past their expiry (a request reusing such a key starts afresh anyway) and provider notifications decided
- * longer ago than theirs. Unsent events, pending notifications and audit rows are never touched here.
+ * longer ago than theirs, unless their payment can still move. Unsent events, pending notifications and audit rows
+ * are never touched here.
  */
 export async function pruneExpired(db: Db, retention: Retention): Promise<Pruned> {
   const idempotencyKeys = await inBatches(
@@ -47,11 +48,15 @@ export async function pruneExpired(db: Db, retention: Retention): Promise<Pruned
   );
   const providerEvents = await inBatches(
     db,
-    // Decided is final (a trigger keeps it so): nothing can make a row pending again between the two checks.
+    // Decided is final (a trigger keeps it so): nothing can make a row pending again between the two checks. A
+    // payment that can still move keeps its notifications: the newest applied one is what marks an older one stale.
+    // Terminal payments never move again, so theirs can go.
     `DELETE FROM provider_events WHERE (provider, event_id) IN (
-       SELECT provider, event_id FROM provider_events
-       WHERE status <> 'pending' AND decided_at < now() - make_interval(days => $1)
-       ORDER BY decided_at LIMIT $2 FOR UPDATE SKIP LOCKED
+       SELECT e.provider, e.event_id FROM provider_events e
+       WHERE e.status <> 'pending' AND e.decided_at < now() - make_interval(days => $1)
+         AND NOT EXISTS (SELECT FROM payments p
+                         WHERE p.id = e.payment_id AND p.status NOT IN ('succeeded', 'failed', 'canceled'))
+       ORDER BY e.decided_at LIMIT $2 FOR UPDATE OF e SKIP LOCKED
      )`,
     [retention.providerEventDays],
   );
