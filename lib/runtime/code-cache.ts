@@ -15,9 +15,14 @@ const DIGEST_BYTES = 32;
  * that does not fit (another bundle, Node version or V8 flags) is left aside and the bundle is compiled as usual:
  * a slower start, said in one warning line, never other code.
  */
-export function runFunctionBundle(file: string): { script: Script; exports: Record<string, unknown> } {
+export function runFunctionBundle(file: string): {
+  script: Script;
+  exports: Record<string, unknown>;
+  digest: Buffer;
+} {
   const source = readFileSync(file);
-  const cached = readCache(file, digestOf(source));
+  const digest = digestOf(source);
+  const cached = readCodeCache(file, digest);
   const script = new Script(Module.wrap(source.toString("utf8")), {
     filename: file,
     cachedData: cached.data,
@@ -32,15 +37,15 @@ export function runFunctionBundle(file: string): { script: Script; exports: Reco
   }
   const module = { exports: {} as Record<string, unknown> };
   script.runInThisContext()(module.exports, createRequire(file), module, file, dirname(file));
-  return { script, exports: module.exports };
+  return { script, exports: module.exports, digest };
 }
 
-function digestOf(source: Buffer): Buffer {
+export function digestOf(source: Buffer): Buffer {
   return createHash("sha256").update(source).digest();
 }
 
 /** The V8 data of `<bundle>.v8-cache` if it was recorded from this very bundle; else why not (none: quietly). */
-function readCache(file: string, digest: Buffer): { data?: Buffer; unused?: string } {
+export function readCodeCache(file: string, digest: Buffer): { data?: Buffer; unused?: string } {
   const cacheFile = `${file}.v8-cache`;
   if (!existsSync(cacheFile)) return {};
   let cache: Buffer;
@@ -58,9 +63,9 @@ function readCache(file: string, digest: Buffer): { data?: Buffer; unused?: stri
  * request compiles the request path too, then V8's code for everything run so far is written next to the bundle.
  */
 export async function writeCodeCache(file: string): Promise<void> {
-  const { script, exports } = runFunctionBundle(file);
+  const { script, exports, digest } = runFunctionBundle(file);
   await exports.started;
   await fetch(`http://127.0.0.1:${process.env.PORT}/health`).then((r) => r.arrayBuffer());
-  writeFileSync(`${file}.v8-cache`, Buffer.concat([digestOf(readFileSync(file)), script.createCachedData()]));
+  writeFileSync(`${file}.v8-cache`, Buffer.concat([digest, script.createCachedData()]));
   process.exit(0);
 }

@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { Script } from "node:vm";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { digestOf, readCodeCache } from "../../lib/runtime/code-cache.ts";
 import { mintToken } from "../../lib/runtime/dev-token.ts";
 import { bundle } from "../../scripts/bundle.ts";
 import {
@@ -142,10 +143,12 @@ describe.skipIf(skip)("function bundles as the image runs them", () => {
   it("starts each function from its own bundle, whose V8 code cache this Node accepts", async () => {
     for (const name of Object.keys(PROBES)) {
       const file = join(outdir, "functions", `${name}.cjs`);
-      // The recorded file is the bundle's SHA-256 (32 bytes), then V8's data (lib/runtime/code-cache.ts).
-      const script = new Script(Module.wrap(await readFile(file, "utf8")), {
+      const source = await readFile(file);
+      const cached = readCodeCache(file, digestOf(source));
+      expect(cached.unused, name).toBeUndefined();
+      const script = new Script(Module.wrap(source.toString("utf8")), {
         filename: file,
-        cachedData: (await readFile(`${file}.v8-cache`)).subarray(32),
+        cachedData: cached.data,
       });
       // Refused, the bundle would still run, compiled from scratch: correct, but the cold start loses the cache.
       expect(script.cachedDataRejected, name).toBe(false);
