@@ -5,6 +5,7 @@ import type { Actor, ServiceContext } from "../payments/context.ts";
 import { providerReadiness } from "../providers/readiness.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { startRequestSpan } from "../telemetry/tracing.ts";
+import { answer, answeredWithHeaders, answerHeaders } from "./answer.ts";
 import { createAuthenticator, requireScope } from "./auth.ts";
 import { clientIp, parseList } from "./client-ip.ts";
 import { ApiError } from "./errors.ts";
@@ -58,11 +59,15 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     // Labels and span names take the route template, never the raw path: ids in paths would be a new series each.
     c.set("route", probe ? c.req.path : "unmatched");
     c.set("fn", defaultFunction);
-    // Set before the handler runs, so it rides on the response the handler builds: a header added to a finished
-    // response makes Hono rebuild it, and @hono/node-server then streams the copy instead of writing it at once.
-    c.header("X-Request-Id", requestId);
+    // API answers and problems carry it through answer(); probes are answered by Hono, so for them it is set before
+    // the handler runs: a header added to a finished response makes Hono rebuild it, and @hono/node-server then
+    // streams the copy instead of writing it at once. Other routes (the webhook function's own) take that path.
+    answerHeaders(c)["X-Request-Id"] = requestId;
+    if (probe) c.header("X-Request-Id", requestId);
     await span.run(next);
-    if (!c.res.headers.has("x-request-id")) c.header("X-Request-Id", requestId);
+    if (!probe && !answeredWithHeaders(c) && !c.res.headers.has("x-request-id")) {
+      c.header("X-Request-Id", requestId);
+    }
     const route = c.get("route");
     span.end(route, c.res.status);
     const labels = { function: c.get("fn"), method: c.req.method, route };
@@ -154,7 +159,7 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     requireScope(principal, spec.scope);
     c.set("merchant" as never, principal.merchantId as never);
     const limit = await rateLimit("merchant", principal.merchantId);
-    for (const [k, v] of Object.entries(limit.headers)) c.header(k, v);
+    Object.assign(answerHeaders(c), limit.headers);
 
     const rawBody = spec.method === "post" ? await readBody(c) : "";
     const params = spec.params ? parseParams(spec.params, c.req.param()) : undefined;
@@ -188,7 +193,7 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     const run = async (): Promise<Response> => {
       try {
         const result = await spec.handler({ params, body, query, ctx, c: c as unknown as Context } as never);
-        return c.body(jsonBody(result), spec.status, JSON_CONTENT);
+        return answer(c, jsonBody(result), spec.status, JSON_CONTENT);
       } catch (error) {
         if (error instanceof ApiError) return problemResponse(c, error);
         throw error;
@@ -210,9 +215,9 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
       if (claim.kind === "replay") {
         metrics.idempotencyReplays.inc({ function: fnName });
         const contentType = claim.response.status >= 400 ? "application/problem+json" : "application/json";
-        return new Response(claim.response.body, {
-          status: claim.response.status,
-          headers: { "Content-Type": contentType, "Idempotent-Replayed": "true" },
+        return answer(c, claim.response.body, claim.response.status, {
+          "Content-Type": contentType,
+          "Idempotent-Replayed": "true",
         });
       }
       actor.idempotencyKey = key;
@@ -221,7 +226,8 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
       let response: Response;
       try {
         response = recovered
-          ? c.body(
+          ? answer(
+              c,
               jsonBody(await (spec.recover as NonNullable<RouteSpec["recover"]>)(ctx, recovered)),
               spec.status,
               JSON_CONTENT,

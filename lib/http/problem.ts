@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { answer } from "./answer.ts";
 import { type ApiError, toProblem } from "./errors.ts";
 
 /** Renders an ApiError as RFC 9457 problem+json with its headers (WWW-Authenticate, Retry-After, RateLimit-*). */
@@ -9,5 +10,5 @@ export function problemResponse(c: Context, error: ApiError): Response {
   };
   if (error.options.retryAfter !== undefined) headers["Retry-After"] = String(error.options.retryAfter);
   const requestId = (c.get("requestId") as string | undefined) ?? "unknown";
-  return new Response(JSON.stringify(toProblem(error, requestId)), { status: error.status, headers });
+  return answer(c, JSON.stringify(toProblem(error, requestId)), error.status, headers);
 }

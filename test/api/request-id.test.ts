@@ -32,8 +32,11 @@ describe("X-Request-Id on every kind of answer", () => {
     expect(answers.success.status).toBe(200);
     expect(answers.success.headers.get("content-type")).toMatch(/^application\/json/);
     expect(answers.problem.headers.get("content-type")).toMatch(/^application\/problem\+json/);
-    // The merchant's limit is announced on what the handler answers.
-    expect(answers.success.headers.get("ratelimit-limit")).toBe("100000");
+    // The merchant's limit is announced on every answer after the limiter counted the request, problems included.
+    for (const name of ["success", "created", "problem", "missing"] as const) {
+      expect(answers[name].headers.get("ratelimit-limit"), name).toBe("100000");
+      expect(answers[name].headers.get("ratelimit-remaining"), name).toMatch(/^\d+$/);
+    }
   });
 
   it("echoes a caller's id, also on an idempotent replay", async () => {
