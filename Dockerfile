@@ -11,13 +11,13 @@
 #   prod-deps  production dependencies only: the bundles keep pg, ioredis, stripe, pino, PGlite,
 #              the Neon driver, ws, functions-framework and @opentelemetry/* external, so they must
 #              be in node_modules at run time
-#   runtime    node:20-slim with dist/, the pruned node_modules and the SQL migrations
+#   runtime    node:22-slim with dist/, the pruned node_modules and the SQL migrations
 #
-# Pin the base image by digest in CI (node:20-slim@sha256:...) so a rebuild is reproducible. Build and runtime
+# Pin the base image by digest in CI (node:22-slim@sha256:...) so a rebuild is reproducible. Build and runtime
 # must be the same Node: V8 refuses a code cache recorded by another version (the function then compiles from
 # scratch, a slower cold start but no error).
 
-FROM node:20-slim AS deps
+FROM node:22-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 # The cache mount keeps npm's download cache out of every layer.
@@ -27,12 +27,12 @@ FROM deps AS build
 COPY . .
 RUN npm run build
 
-FROM node:20-slim AS prod-deps
+FROM node:22-slim AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 
-FROM node:20-slim AS runtime
+FROM node:22-slim AS runtime
 # NODE_ENV=production makes the service refuse to start without a real database and a JWT key
 # instead of silently falling back to PGlite and a generated secret.
 # PORT: Knative sets it to 8080 anyway; the default here makes `docker run -p 8080:8080` behave the same.
