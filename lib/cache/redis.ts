@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "../telemetry/logger.ts";
 import type { Cache } from "./cache.ts";
@@ -52,6 +53,8 @@ export function whenIoredisLoads(hook: (ioredis: IoredisModule) => void): void {
 
 // How long a write made before the first connection waits for it: about one connection attempt.
 const FIRST_CONNECTION_WAIT_MS = 2_000;
+// How long shutdown waits for a connection that is coming back, to send the writes still unsent (see close()).
+const CLOSE_REPLAY_WAIT_MS = 2_000;
 
 /** What locks, pings and writes that could not wait get before the client's first connection. */
 export class RedisNotLoadedError extends Error {
@@ -185,6 +188,22 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
         replaying = undefined;
       });
   };
+  // At shutdown an unsent invalidation would otherwise be lost with the process, and every other instance would
+  // serve the state it replaced until that entry expires: one last replay, on a connection that is up or back soon.
+  const sendUnsent = async () => {
+    if (unsent.size === 0 || !client || !connectedOnce) return;
+    if (client.status !== "ready") {
+      await once(client, "ready", { signal: AbortSignal.timeout(CLOSE_REPLAY_WAIT_MS) }).catch(() => {});
+    }
+    await replaying;
+    if (unsent.size > 0 && client.status === "ready") await replay().catch(() => {});
+    if (unsent.size > 0) {
+      log?.warn(
+        { unsent: unsent.size },
+        "cache invalidations left unsent at shutdown: those entries are served until they expire",
+      );
+    }
+  };
   let healthy = true;
   let connectedOnce = false;
   function watch(redis: Redis) {
@@ -251,6 +270,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     },
     async close() {
       closed = true;
+      await sendUnsent();
       await client?.quit().catch(() => client?.disconnect());
     },
   };

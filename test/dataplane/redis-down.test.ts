@@ -165,6 +165,25 @@ describe.skipIf(noRedis)("when the network to Redis is cut and Redis keeps its d
     }
   });
 
+  it("sends the invalidations it could not send before it closes, once the connection is back", async () => {
+    const keyPrefix = `cut-close-${randomBytes(4).toString("hex")}:`;
+    const observer = await openCache({ redisUrl: TEST_REDIS_URL, redisKeyPrefix: keyPrefix });
+    const closing = await openCache({ redisUrl: proxy.via(TEST_REDIS_URL), redisKeyPrefix: keyPrefix });
+    try {
+      await Promise.all([waitForCache(observer), waitForCache(closing)]);
+      await observer.set("status", "old", 60_000);
+      await proxy.cut();
+      await expect(closing.set("status", "marker", 60_000)).rejects.toThrow();
+      await proxy.restore();
+      // Shut down before any read made it replay: the write must not die with the process.
+      await closing.close();
+      expect(await observer.get("status")).toBe("marker");
+    } finally {
+      await observer.close();
+      await closing.close();
+    }
+  });
+
   it("keeps answering, each request bounded, when Redis accepts connections but stops answering", async () => {
     const payment = await newPayment(t);
     proxy.blackhole();
