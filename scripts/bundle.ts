@@ -60,7 +60,7 @@ export async function bundle(outdir: string, root = process.cwd()): Promise<void
 
 /**
  * Starts a function bundle once, as dist/main.js does, so it writes V8's code cache beside itself: with the Node
- * that builds (in the image, the same node:20-slim that runs it). No database is needed: nothing listens on the
+ * that builds (in the image, the same node:22-slim that runs it). No database is needed: nothing listens on the
  * address given, and a function starts without its database (its readiness probe would say so).
  */
 async function recordCodeCache(outdir: string, name: string): Promise<void> {

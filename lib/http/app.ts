@@ -5,7 +5,7 @@ import type { Actor, ServiceContext } from "../payments/context.ts";
 import { providerReadiness } from "../providers/readiness.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { startRequestSpan } from "../telemetry/tracing.ts";
-import { answer, answeredWithHeaders, answerHeaders } from "./answer.ts";
+import { answer, answeredHeaders, answerHeaders } from "./answer.ts";
 import { createAuthenticator, requireScope } from "./auth.ts";
 import { clientIp, parseList } from "./client-ip.ts";
 import { ApiError } from "./errors.ts";
@@ -59,15 +59,13 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     // Labels and span names take the route template, never the raw path: ids in paths would be a new series each.
     c.set("route", probe ? c.req.path : "unmatched");
     c.set("fn", defaultFunction);
-    // API answers and problems carry it through answer(); probes are answered by Hono, so for them it is set before
-    // the handler runs: a header added to a finished response makes Hono rebuild it, and @hono/node-server then
-    // streams the copy instead of writing it at once. Other routes (the webhook function's own) take that path.
+    // API answers and problems carry it through answer(). For the answers Hono builds (probes, the webhook
+    // function's own routes) it is set before the handler runs: a header added to a finished response makes Hono
+    // rebuild it, and @hono/node-server then streams the copy instead of writing it at once.
     answerHeaders(c)["X-Request-Id"] = requestId;
-    if (probe) c.header("X-Request-Id", requestId);
+    c.header("X-Request-Id", requestId);
     await span.run(next);
-    if (!probe && !answeredWithHeaders(c) && !c.res.headers.has("x-request-id")) {
-      c.header("X-Request-Id", requestId);
-    }
+    if (!answeredHeaders(c) && !c.res.headers.has("x-request-id")) c.header("X-Request-Id", requestId);
     const route = c.get("route");
     span.end(route, c.res.status);
     const labels = { function: c.get("fn"), method: c.req.method, route };
@@ -153,7 +151,8 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
       principal = await authenticate(c.req.header("authorization"));
     } catch (error) {
       // Unauthenticated traffic is limited per client address, so credential guessing is throttled too.
-      await rateLimit("ip", clientIp(c, trustedProxies));
+      const limit = await rateLimit("ip", clientIp(c, trustedProxies));
+      Object.assign(answerHeaders(c), limit.headers);
       throw error;
     }
     requireScope(principal, spec.scope);
@@ -252,7 +251,7 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
           "idempotency result not stored: database unavailable",
         );
       }
-      return new Response(text, { status: response.status, headers: response.headers });
+      return new Response(text, { status: response.status, headers: answeredHeaders(c) ?? response.headers });
     } finally {
       await releaseLock();
     }
