@@ -5,7 +5,7 @@ import { isId } from "../../lib/payments/ids.ts";
 import { type Currency, isCurrency, toDecimalString } from "../../lib/payments/money.ts";
 import { toProviderPayment } from "../../lib/payments/provider-payment.ts";
 import type { PaymentRow } from "../../lib/payments/serialize.ts";
-import { settlePayment } from "../../lib/payments/settle.ts";
+import { afterSettleCommit, settleInTransaction } from "../../lib/payments/settle.ts";
 import { recordAuthentication } from "../../lib/providers/sandbox.ts";
 
 const PATH = "/sandbox/3ds/:id";
@@ -52,7 +52,7 @@ export function mountThreeDSecure(app: Hono, service: ServiceContext): void {
     }
     const settled =
       payment.status === "requires_action"
-        ? await authenticate(service, c, payment, action === "complete")
+        ? ((await authenticate(service, c, payment.id, action === "complete")) ?? payment)
         : payment;
     if (!settled.return_url) return result(c, settled);
     const back = new URL(settled.return_url);
@@ -62,20 +62,37 @@ export function mountThreeDSecure(app: Hono, service: ServiceContext): void {
   });
 }
 
-/** Records the answer at the sandbox, then settles the payment from requires_action; returns the payment after. */
+/**
+ * Records the answer at the sandbox and settles the payment from requires_action, in one transaction that holds the
+ * payment (its order first, as every such transaction does): a cancel racing the customer's answer either comes
+ * first, and the sandbox then never charges a canceled payment, or waits and finds the payment settled (409).
+ * Returns the payment after.
+ */
 async function authenticate(
   service: ServiceContext,
   c: Context,
-  payment: PaymentRow,
+  paymentId: string,
   authenticated: boolean,
-): Promise<PaymentRow> {
-  const outcome = await recordAuthentication(
-    service.db,
-    toProviderPayment(payment),
-    service.config.publicBaseUrl,
-    authenticated,
-  );
-  if (outcome) {
+): Promise<PaymentRow | undefined> {
+  let settled: { row: PaymentRow; ctx: VerbContext } | undefined;
+  const payment = await service.db.transaction(async (tx) => {
+    await tx.query(
+      "SELECT 1 FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE",
+      [paymentId],
+    );
+    const { rows } = await tx.query<PaymentRow>(
+      "SELECT * FROM payments WHERE id = $1 AND provider = 'sandbox' FOR UPDATE",
+      [paymentId],
+    );
+    const payment = rows[0];
+    if (payment?.status !== "requires_action") return payment;
+    const outcome = await recordAuthentication(
+      tx,
+      toProviderPayment(payment),
+      service.config.publicBaseUrl,
+      authenticated,
+    );
+    if (!outcome) return payment;
     const actor: Actor = {
       merchantId: payment.merchant_id,
       requestId: variable(c, "requestId") ?? "",
@@ -87,20 +104,22 @@ async function authenticate(
     const ctx: VerbContext = { ...service, actor };
     const action = `payment.3ds.${authenticated ? "complete" : "fail"}`;
     // An authorization to capture later is reached through processing: requires_action may not jump to it.
-    if (outcome.status === "requires_capture") {
-      await settlePayment(
-        ctx,
-        payment.id,
-        ["requires_action"],
-        { status: "processing", providerPaymentId: outcome.providerPaymentId },
-        action,
-      );
-      await settlePayment(ctx, payment.id, ["processing"], outcome, action);
-    } else {
-      await settlePayment(ctx, payment.id, ["requires_action"], outcome, action);
-    }
-  }
-  return (await sandboxPayment(service, payment.id)) ?? payment;
+    const row =
+      outcome.status === "requires_capture"
+        ? (await settleInTransaction(
+            tx,
+            ctx,
+            payment.id,
+            ["requires_action"],
+            { status: "processing", providerPaymentId: outcome.providerPaymentId },
+            action,
+          )) && (await settleInTransaction(tx, ctx, payment.id, ["processing"], outcome, action))
+        : await settleInTransaction(tx, ctx, payment.id, ["requires_action"], outcome, action);
+    if (row) settled = { row, ctx };
+    return row ?? payment;
+  });
+  if (settled) await afterSettleCommit(settled.ctx, settled.row);
+  return payment;
 }
 
 async function sandboxPayment(service: ServiceContext, id: string): Promise<PaymentRow | undefined> {

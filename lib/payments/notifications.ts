@@ -5,9 +5,8 @@ import type { ProviderName, ProviderNotification, ProviderOutcome } from "../pro
 import type { Actor, ServiceContext, VerbContext } from "./context.ts";
 import { settleRefund } from "./refunds.ts";
 import type { PaymentRow, RefundRow } from "./serialize.ts";
-import { countOutcome, settleInTransaction } from "./settle.ts";
+import { afterSettleCommit, settleInTransaction } from "./settle.ts";
 import { PAYMENT_STATUSES, PAYMENT_TRANSITIONS, type PaymentStatus } from "./state-machine.ts";
-import { invalidateStatusCache } from "./status-cache.ts";
 
 /** What a notification did, decided inside the transaction that stored it. */
 export type NotificationEffect =
@@ -86,12 +85,7 @@ export async function applyNotification(
 
 /** After the commit: what settlePayment does after its own commit (caches, dispatcher wake-up, metrics). */
 export async function afterNotificationCommit(effect: NotificationEffect): Promise<void> {
-  if (effect.status !== "applied") return;
-  const { payment, ctx } = effect;
-  await invalidateStatusCache(ctx, "payment", payment.id);
-  if (payment.status === "succeeded") await invalidateStatusCache(ctx, "order", payment.order_id);
-  ctx.onEventsWritten();
-  countOutcome(payment);
+  if (effect.status === "applied") await afterSettleCommit(effect.ctx, effect.payment);
 }
 
 /**

@@ -40,13 +40,16 @@ export async function settlePayment(
     }),
   );
   if (storesAnswer) ctx.actor.answerStored = true;
-  if (row) {
-    await invalidateStatusCache(ctx, "payment", row.id);
-    if (row.status === "succeeded") await invalidateStatusCache(ctx, "order", row.order_id);
-    ctx.onEventsWritten();
-    countOutcome(row);
-  }
+  if (row) await afterSettleCommit(ctx, row);
   return row;
+}
+
+/** What follows the commit of a payment settleInTransaction moved: caches, the dispatcher's wake-up, metrics. */
+export async function afterSettleCommit(ctx: VerbContext, row: PaymentRow): Promise<void> {
+  await invalidateStatusCache(ctx, "payment", row.id);
+  if (row.status === "succeeded") await invalidateStatusCache(ctx, "order", row.order_id);
+  ctx.onEventsWritten();
+  countOutcome(row);
 }
 
 export async function settleInTransaction(

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Db } from "../db/db.ts";
+import type { Db, Queryable } from "../db/db.ts";
 import type { Logger } from "../telemetry/logger.ts";
 import type { FailureCode } from "./failures.ts";
 import {
@@ -242,7 +242,7 @@ export function sandboxProvider(options: SandboxOptions): PaymentProvider {
  * waiting for authentication at the sandbox.
  */
 export async function recordAuthentication(
-  db: Db,
+  db: Queryable,
   payment: ProviderPayment,
   publicBaseUrl: string,
   authenticated: boolean,

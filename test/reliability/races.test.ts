@@ -5,6 +5,7 @@ import type { PaymentProvider } from "../../lib/providers/provider.ts";
 import { recordOperation } from "../../lib/providers/sandbox-ledger.ts";
 import { sandboxEvent } from "../../lib/providers/sandbox-webhook.ts";
 import { sandboxHeaders } from "../events/support.ts";
+import { withThreeDSecurePage } from "../providers/support/flows.ts";
 import {
   openBackendDb,
   postgresSkipReason,
@@ -91,6 +92,36 @@ describe.skipIf(skip)("races on PostgreSQL", () => {
         "pending/requires_capture",
       ]).toContain(`${o.status}/${p.status}`);
     }
+    await expectInvariants(t);
+  });
+
+  it("cancel racing the customer's 3-D Secure answer: canceled and never charged, or charged and the cancel refused", async () => {
+    withThreeDSecurePage(t);
+    for (let i = 0; i < 16; i++) {
+      const { order, payment } = await orderWithPayment(t, {
+        payment_method: "pm_card_threeDSecureRequired",
+        capture_method: i % 4 === 1 ? "manual" : "automatic",
+      });
+      const confirmed = await t.call("POST", `/v1/payments/${payment.id}/confirm`);
+      expect(confirmed.body.status).toBe("requires_action");
+      const challenge = new URL(confirmed.body.next_action.redirect_url).pathname;
+      // The payment's own cancel, or its order's (which cancels the payments still open).
+      const [cancel, answered] = await Promise.all([
+        i % 2 === 0
+          ? t.call("POST", `/v1/payments/${payment.id}/cancel`, { body: { reason: "abandoned" } })
+          : t.call("POST", `/v1/orders/${order.id}/cancel`),
+        t.app.request(challenge, {
+          method: "POST",
+          body: new URLSearchParams({ action: i % 4 === 3 ? "fail" : "complete" }),
+        }),
+      ]);
+      check([{ request: "cancel", answer: cancel, expected: [200, "invalid_state"] }]);
+      expect(answered.status, "the 3-D Secure page").toBeLessThan(400);
+      const p = (await t.call("GET", `/v1/payments/${payment.id}`)).body;
+      if (cancel.status === 200) expect(p.status).toBe("canceled");
+      else expect(["succeeded", "failed", "requires_capture"]).toContain(p.status);
+    }
+    // Among them: no payment canceled here that the provider charged (the ledger against our books).
     await expectInvariants(t);
   });
 
