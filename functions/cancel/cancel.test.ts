@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toProviderPayment } from "../../lib/payments/provider-payment.ts";
+import type { PaymentRow } from "../../lib/payments/serialize.ts";
+import { recordOperation } from "../../lib/providers/sandbox-ledger.ts";
+import { metrics } from "../../lib/telemetry/metrics.ts";
 import { orderWithPayment, startTestService, type TestService } from "../../test/support/harness.ts";
 
 let t: TestService;
@@ -35,7 +39,39 @@ describe("POST /v1/payments/:id/cancel", () => {
     );
     expect(voids.rowCount).toBe(1);
   });
+  it("counts and logs a provider that refuses the void: it may have charged the customer", async () => {
+    const { payment } = await orderWithPayment(t, { payment_method: "pm_card_threeDSecureRequired" });
+    const confirmed = await t.call("POST", `/v1/payments/${payment.id}/confirm`);
+    expect(confirmed.body.status).toBe("requires_action");
+    // The customer finishes 3-D Secure at the provider, whose news has not reached us yet.
+    const { rows } = await t.service.db.query<PaymentRow>("SELECT * FROM payments WHERE id = $1", [
+      payment.id,
+    ]);
+    const row = rows[0] as PaymentRow;
+    await recordOperation(
+      t.service.db,
+      `${payment.id}:complete`,
+      toProviderPayment(row),
+      "complete",
+      row.amount,
+      "succeeded",
+    );
+    const refused = { provider: "sandbox", kind: "cancel_refused" };
+    const before = await discrepancies(refused);
+
+    const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
+
+    expect(res.body.status).toBe("canceled");
+    expect(await discrepancies(refused)).toBe(before + 1);
+  });
 });
+
+async function discrepancies(labels: { provider: string; kind: string }): Promise<number> {
+  const { values } = await metrics.providerDiscrepancies.get();
+  return (
+    values.find((v) => v.labels.provider === labels.provider && v.labels.kind === labels.kind)?.value ?? 0
+  );
+}
 
 describe("POST /v1/orders/:id/cancel", () => {
   it("cancels the order and its open payments", async () => {

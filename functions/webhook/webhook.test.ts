@@ -254,6 +254,39 @@ describe("POST /v1/webhooks/sandbox", () => {
     ]);
   });
 
+  it("counts and logs a charge reported for a payment canceled here: money to give back", async () => {
+    const order = await t.call("POST", "/v1/orders", { body: { amount: 900, currency: "EUR" } });
+    const created = await t.call("POST", "/v1/payments", {
+      body: { order_id: order.body.id, payment_method: "pm_card_threeDSecureRequired" },
+    });
+    expect((await t.call("POST", `/v1/payments/${created.body.id}/confirm`)).body.status).toBe(
+      "requires_action",
+    );
+    expect((await t.call("POST", `/v1/payments/${created.body.id}/cancel`)).body.status).toBe("canceled");
+    const discrepancies = { provider: "sandbox", kind: "charged_after_cancel" };
+    const before = await counter(metrics.providerDiscrepancies, discrepancies);
+
+    const body = sandboxNotificationBody({
+      paymentId: created.body.id,
+      type: "payment.succeeded",
+      amount: 900,
+      currency: "EUR",
+    });
+    expect((await postSandboxWebhook(t, body)).body.result).toBe("ignored");
+
+    expect((await t.call("GET", `/v1/payments/${created.body.id}`)).body.status).toBe("canceled");
+    expect(await counter(metrics.providerDiscrepancies, discrepancies)).toBe(before + 1);
+    // A failure reported for it is no news: nothing to give back.
+    const failed = sandboxNotificationBody({
+      paymentId: created.body.id,
+      type: "payment.failed",
+      failure: { code: "authentication_failed", message: "3-D Secure failed." },
+      created: now() + 60,
+    });
+    expect((await postSandboxWebhook(t, failed)).body.result).toBe("ignored");
+    expect(await counter(metrics.providerDiscrepancies, discrepancies)).toBe(before + 1);
+  });
+
   it("settles a payment waiting for 3-D Secure", async () => {
     const order = await t.call("POST", "/v1/orders", { body: { amount: 700, currency: "EUR" } });
     const created = await t.call("POST", "/v1/payments", {

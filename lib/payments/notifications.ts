@@ -2,6 +2,7 @@ import type { Queryable } from "../db/db.ts";
 import type { DeliveryMeta, IgnoreReason } from "../events/provider-events.ts";
 import { lastAppliedAt } from "../events/provider-events.ts";
 import type { ProviderName, ProviderNotification, ProviderOutcome } from "../providers/provider.ts";
+import { metrics } from "../telemetry/metrics.ts";
 import type { Actor, ServiceContext, VerbContext } from "./context.ts";
 import { settleRefund } from "./refunds.ts";
 import type { PaymentRow, RefundRow } from "./serialize.ts";
@@ -16,6 +17,9 @@ export type NotificationEffect =
   | { status: "pending" }
   /** A refund outcome to settle once the notification is stored (refunds settle in their own transaction). */
   | { status: "refund_due"; refund: RefundRow; outcome: "succeeded" | "failed"; ctx: VerbContext };
+
+// Outcomes in which the provider holds the customer's money (taken, or authorized to take).
+const CHARGED: ReadonlySet<string> = new Set(["succeeded", "requires_capture"]);
 
 /**
  * The statuses a provider's word may move a payment from: every status whose transitions allow the outcome,
@@ -68,7 +72,17 @@ export async function applyNotification(
   const last = await lastAppliedAt(tx, provider, payment.id);
   if (last && n.occurredAt.getTime() < last.getTime()) return ignored("stale");
   const from = notificationFrom(outcome.status);
-  if (!from.includes(payment.status)) return ignored("not_applicable");
+  if (!from.includes(payment.status)) {
+    // A terminal payment never moves, so a charge reported for one canceled here is money taken for nothing.
+    if (payment.status === "canceled" && CHARGED.has(outcome.status)) {
+      metrics.providerDiscrepancies.inc({ provider, kind: "charged_after_cancel" });
+      service.log.error(
+        { payment_id: payment.id, provider, event_id: n.eventId, outcome: outcome.status },
+        "provider reports a charge of a payment canceled here: refund it at the provider",
+      );
+    }
+    return ignored("not_applicable");
+  }
 
   const ctx = notificationContext(service, payment.merchant_id, provider, meta);
   const settled = await settleInTransaction(

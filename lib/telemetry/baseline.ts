@@ -2,7 +2,7 @@ import type { Providers } from "../payments/context.ts";
 import { CURRENCIES } from "../payments/money.ts";
 import { TERMINAL_PAYMENT_STATUSES } from "../payments/state-machine.ts";
 import { isWebhookVerifier } from "../providers/provider.ts";
-import { metrics } from "./metrics.ts";
+import { DISCREPANCY_KINDS, metrics } from "./metrics.ts";
 
 /**
  * Series that exist, at 0, from the moment an instance starts. rate() and increase() need two samples: without a
@@ -18,6 +18,7 @@ export function initializeMetrics(providers: Providers): void {
       for (const currency of CURRENCIES) metrics.paymentsTotal.inc({ provider, status, currency }, 0);
     }
     metrics.providerCircuitState.inc({ provider }, 0); // closed: a new breaker is
+    for (const kind of DISCREPANCY_KINDS) metrics.providerDiscrepancies.inc({ provider, kind }, 0);
   }
   for (const provider of providers.names) {
     const instance = providers.get(provider);

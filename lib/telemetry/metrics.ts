@@ -7,6 +7,13 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "./pr
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
 
+/**
+ * What payment_provider_discrepancies_total counts. charged_after_cancel: the provider reported a charge (or an
+ * authorization) of a payment canceled here; cancel_refused: the provider refused to cancel a payment canceled here
+ * (it may have charged it, for instance when the customer finished 3-D Secure as the merchant canceled).
+ */
+export const DISCREPANCY_KINDS = ["charged_after_cancel", "cancel_refused"] as const;
+
 const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
 
 export const metrics = {
@@ -134,6 +141,12 @@ export const metrics = {
     name: "rate_limited_total",
     help: "Requests answered 429.",
     labelNames: ["scope"] as const,
+    registers: [registry],
+  }),
+  providerDiscrepancies: new Counter({
+    name: "payment_provider_discrepancies_total",
+    help: "Payments canceled here that their provider charged or refused to cancel: to settle by hand (refund).",
+    labelNames: ["provider", "kind"] as const,
     registers: [registry],
   }),
   integrationUp: new Gauge({

@@ -88,6 +88,12 @@ export const METRIC_CONTRACT: readonly MetricContract[] = [
   { name: "webhooks_failed_total", type: "counter", labels: ["provider"] },
   { name: "webhooks_rejected_total", type: "counter", labels: ["provider", "reason"] },
   { name: "webhooks_ignored_total", type: "counter", labels: ["provider"] },
+  {
+    name: "payment_provider_discrepancies_total",
+    type: "counter",
+    labels: ["provider", "kind"],
+    values: { kind: ["charged_after_cancel", "cancel_refused"] },
+  },
 
   // outbox
   { name: "outbox_lag_seconds", type: "gauge", labels: [] },
