@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toProviderPayment } from "../../lib/payments/provider-payment.ts";
 import type { PaymentRow } from "../../lib/payments/serialize.ts";
+import { type PaymentProvider, ProviderError } from "../../lib/providers/provider.ts";
 import { recordOperation } from "../../lib/providers/sandbox-ledger.ts";
 import { metrics } from "../../lib/telemetry/metrics.ts";
+import { withProviders } from "../../test/events/support.ts";
 import { orderWithPayment, startTestService, type TestService } from "../../test/support/harness.ts";
 
 let t: TestService;
@@ -39,23 +41,75 @@ describe("POST /v1/payments/:id/cancel", () => {
     );
     expect(voids.rowCount).toBe(1);
   });
-  it("counts and logs a provider that refuses the void: it may have charged the customer", async () => {
+  it("cancels a payment waiting for 3-D Secure at its provider first", async () => {
     const { payment } = await orderWithPayment(t, { payment_method: "pm_card_threeDSecureRequired" });
-    const confirmed = await t.call("POST", `/v1/payments/${payment.id}/confirm`);
-    expect(confirmed.body.status).toBe("requires_action");
+    expect((await t.call("POST", `/v1/payments/${payment.id}/confirm`)).body.status).toBe("requires_action");
+
+    const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
+
+    expect(res.body.status).toBe("canceled");
+    const ledger = await t.service.db.query<{ operation: string }>(
+      "SELECT operation FROM sandbox_charges WHERE payment_id = $1 ORDER BY created_at",
+      [payment.id],
+    );
+    expect(ledger.rows.map((r) => r.operation)).toEqual(["authorize", "cancel"]);
+  });
+
+  it("refuses to cancel a payment whose customer completed 3-D Secure at the provider meanwhile, and settles it", async () => {
+    const { order, payment } = await orderWithPayment(t, { payment_method: "pm_card_threeDSecureRequired" });
+    expect((await t.call("POST", `/v1/payments/${payment.id}/confirm`)).body.status).toBe("requires_action");
     // The customer finishes 3-D Secure at the provider, whose news has not reached us yet.
-    const { rows } = await t.service.db.query<PaymentRow>("SELECT * FROM payments WHERE id = $1", [
+    await recordAtSandbox(payment.id, "complete", "succeeded");
+
+    const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
+
+    expect(res.status).toBe(409);
+    expect(res.body.code).toBe("invalid_state");
+    expect(res.body.detail).toContain("succeeded");
+    expect((await t.call("GET", `/v1/payments/${payment.id}`)).body.status).toBe("succeeded");
+    expect((await t.call("GET", `/v1/orders/${order.id}`)).body.status).toBe("paid");
+    // The order's cancel asks the provider too, and is refused for the same reason.
+    expect((await t.call("POST", `/v1/orders/${order.id}/cancel`)).status).toBe(409);
+  });
+
+  it("changes nothing when the provider cannot be reached: 502, and the payment still waits", async () => {
+    let reachable = false;
+    withProviders(t, {
+      stripe: {
+        ...(t.service.providers.get("sandbox") as PaymentProvider),
+        name: "stripe",
+        authorize: async () => ({
+          status: "requires_action",
+          providerPaymentId: "pi_3ds_wait",
+          nextAction: { type: "redirect", redirect_url: "https://hooks.stripe.test/3ds" },
+        }),
+        cancel: async () => {
+          if (!reachable) throw new ProviderError("stripe", "connection reset", false);
+          return { status: "canceled", providerPaymentId: "pi_3ds_wait" };
+        },
+      },
+    });
+    const { payment } = await orderWithPayment(t, { currency: "USD" });
+    const switched = await t.service.db.query("UPDATE payments SET provider = 'stripe' WHERE id = $1", [
       payment.id,
     ]);
-    const row = rows[0] as PaymentRow;
-    await recordOperation(
-      t.service.db,
-      `${payment.id}:complete`,
-      toProviderPayment(row),
-      "complete",
-      row.amount,
-      "succeeded",
-    );
+    expect(switched.rowCount).toBe(1);
+    expect((await t.call("POST", `/v1/payments/${payment.id}/confirm`)).body.status).toBe("requires_action");
+
+    const down = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
+    expect(down.status).toBe(502);
+    expect(down.body.code).toBe("provider_unavailable");
+    expect((await t.call("GET", `/v1/payments/${payment.id}`)).body.status).toBe("requires_action");
+
+    reachable = true;
+    expect((await t.call("POST", `/v1/payments/${payment.id}/cancel`)).body.status).toBe("canceled");
+  });
+
+  it("counts and logs a provider that refuses to void an authorization canceled here", async () => {
+    const { payment } = await orderWithPayment(t, { capture_method: "manual" });
+    expect((await t.call("POST", `/v1/payments/${payment.id}/confirm`)).body.status).toBe("requires_capture");
+    // Captured at the provider behind our back (a second system holding the same keys, say).
+    await recordAtSandbox(payment.id, "capture", "succeeded");
     const refused = { provider: "sandbox", kind: "cancel_refused" };
     const before = await discrepancies(refused);
 
@@ -65,6 +119,19 @@ describe("POST /v1/payments/:id/cancel", () => {
     expect(await discrepancies(refused)).toBe(before + 1);
   });
 });
+
+async function recordAtSandbox(paymentId: string, operation: "complete" | "capture", status: string) {
+  const { rows } = await t.service.db.query<PaymentRow>("SELECT * FROM payments WHERE id = $1", [paymentId]);
+  const row = rows[0] as PaymentRow;
+  await recordOperation(
+    t.service.db,
+    `${paymentId}:${operation}:behind-our-back`,
+    toProviderPayment(row),
+    operation,
+    row.amount,
+    status,
+  );
+}
 
 async function discrepancies(labels: { provider: string; kind: string }): Promise<number> {
   const { values } = await metrics.providerDiscrepancies.get();

@@ -41,7 +41,7 @@ export const cancelFunction: FunctionDefinition = {
       body: CancelOrderBody,
       response: OrderObject,
       status: 200,
-      errors: ["validation_failed", "not_found", "invalid_state"],
+      errors: ["validation_failed", "not_found", "invalid_state", "provider_unavailable"],
       handler: ({ ctx, params }) => cancelOrder(ctx, params.id),
     }),
     defineRoute({

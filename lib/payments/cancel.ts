@@ -1,4 +1,5 @@
 import { invalidState, notFound } from "../http/errors.ts";
+import { cancelAtProviderFirst } from "./cancel-at-provider.ts";
 import type { VerbContext } from "./context.ts";
 import { recordChange } from "./records.ts";
 import { type PaymentObject, type PaymentRow, paymentObject } from "./serialize.ts";
@@ -8,12 +9,25 @@ import { voidAtProvider } from "./void.ts";
 
 export type CancellationReason = "requested_by_customer" | "duplicate" | "fraudulent" | "abandoned";
 
-/** Cancels a payment that has not been charged; an authorization is then voided at the provider. */
+/**
+ * Cancels a payment that has not been charged. One waiting for its customer's 3-D Secure answer is canceled at the
+ * provider first (cancel-at-provider.ts); an authorization is voided at the provider after.
+ */
 export async function cancelPayment(
   ctx: VerbContext,
   id: string,
   reason?: CancellationReason,
 ): Promise<PaymentObject> {
+  const { rows: found } = await ctx.db.query<PaymentRow>(
+    "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
+    [id, ctx.actor.merchantId],
+  );
+  const waiting = found[0];
+  if (waiting?.status === "requires_action") {
+    const answer = await cancelAtProviderFirst(ctx, waiting);
+    if (answer.kind === "moved_on") throw invalidState(`Payment is ${answer.status} and cannot be canceled.`);
+    if (answer.kind === "still_waiting") throw stillAuthenticating();
+  }
   const payment = await ctx.db.transaction(async (tx) => {
     const { rows } = await tx.query<PaymentRow & { previous_status: string }>(
       `UPDATE payments p SET status = 'canceled', cancellation_reason = $3, next_action = NULL,
@@ -51,3 +65,9 @@ export async function cancelPayment(
   if (payment.previous_status !== "requires_confirmation") await voidAtProvider(ctx, payment);
   return paymentObject(payment);
 }
+
+/** The provider keeps a payment open while its customer authenticates: it cannot be canceled yet. */
+export const stillAuthenticating = () =>
+  invalidState(
+    "The provider cannot cancel this payment while its customer authenticates; it fails by itself if never completed.",
+  );

@@ -1,5 +1,7 @@
 import { invalidState, notFound } from "../http/errors.ts";
 import type { JsonText } from "../http/json-text.ts";
+import { stillAuthenticating } from "./cancel.ts";
+import { cancelAtProviderFirst } from "./cancel-at-provider.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { type ListParams, listPage } from "./list.ts";
@@ -105,8 +107,20 @@ export function listOrders(ctx: VerbContext, params: ListParams & { status?: Ord
   );
 }
 
-/** Cancels a pending order and its open payments. An order with a payment in flight or paid cannot be canceled. */
+/**
+ * Cancels a pending order and its open payments. An order with a payment in flight or paid cannot be canceled.
+ * Its payments waiting for a 3-D Secure answer are canceled at their provider first (cancel-at-provider.ts): one
+ * the customer completed meanwhile is applied, and the order's own checks below then refuse the cancel.
+ */
 export async function cancelOrder(ctx: VerbContext, id: string): Promise<OrderObject> {
+  const { rows: waiting } = await ctx.db.query<PaymentRow>(
+    `SELECT p.* FROM payments p JOIN orders o ON o.id = p.order_id
+     WHERE p.order_id = $1 AND o.merchant_id = $2 AND o.status = 'pending' AND p.status = 'requires_action'`,
+    [id, ctx.actor.merchantId],
+  );
+  for (const payment of waiting) {
+    if ((await cancelAtProviderFirst(ctx, payment)).kind === "still_waiting") throw stillAuthenticating();
+  }
   const { order, voided } = await ctx.db.transaction(async (tx) => {
     // Locking the order serializes this with confirms of its payments, which lock it too.
     const locked = await tx.query<OrderRow>(

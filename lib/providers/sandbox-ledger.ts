@@ -65,6 +65,14 @@ export async function recordOperation(
   return row;
 }
 
+/**
+ * The sandbox's lock on one payment, for the rest of the caller's transaction: decisions that read the ledger and
+ * then write it (a cancel, the customer's 3-D Secure answer) take turns, as at a real provider.
+ */
+export async function lockSandboxPayment(tx: Queryable, paymentId: string): Promise<void> {
+  await tx.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`sandbox:${paymentId}`]);
+}
+
 export async function findOperation(db: Queryable, key: string): Promise<LedgerRow | undefined> {
   const { rows } = await db.query<LedgerRow>(
     `SELECT idempotency_key, provider_payment_id, operation, amount, status, created_at

@@ -13,6 +13,7 @@ import {
 import {
   findOperation,
   ledgerRows,
+  lockSandboxPayment,
   outcomeOf,
   recordOperation,
   type SandboxState,
@@ -125,11 +126,11 @@ export function sandboxProvider(options: SandboxOptions): PaymentProvider {
   }
 
   /** The ledger's view; an asynchronous payment past its delay is settled first, as the real thing would be. */
-  async function current(payment: ProviderPayment): Promise<SandboxState> {
-    const state = stateOf(await ledgerRows(db, payment.paymentId), redirect(payment));
+  async function current(payment: ProviderPayment, q: Queryable = db): Promise<SandboxState> {
+    const state = stateOf(await ledgerRows(q, payment.paymentId), redirect(payment));
     if (state.pendingSince && Date.now() - state.pendingSince.getTime() >= options.asyncDelayMs) {
       await completeAsync(payment);
-      return stateOf(await ledgerRows(db, payment.paymentId), redirect(payment));
+      return stateOf(await ledgerRows(q, payment.paymentId), redirect(payment));
     }
     return state;
   }
@@ -189,14 +190,21 @@ export function sandboxProvider(options: SandboxOptions): PaymentProvider {
     },
     async cancel(payment, key) {
       await pause();
-      const done = await findOperation(db, key);
-      if (done) return { status: "canceled", providerPaymentId: done.provider_payment_id };
-      const state = await current(payment);
-      if (state.outcome.status === "succeeded") {
-        throw new ProviderRequestRejected("sandbox", "cannot cancel a captured payment; refund it");
-      }
-      const row = await recordOperation(db, key, payment, "cancel", 0, "canceled");
-      return { status: "canceled", providerPaymentId: row.provider_payment_id };
+      // Decided under the payment's lock, like the customer's 3-D Secure answer: one of the two comes first.
+      return db.transaction(async (tx) => {
+        await lockSandboxPayment(tx, payment.paymentId);
+        const done = await findOperation(tx, key);
+        if (done) return { status: "canceled", providerPaymentId: done.provider_payment_id };
+        const state = await current(payment, tx);
+        if (state.outcome.status === "succeeded") {
+          throw new ProviderRequestRejected("sandbox", "cannot cancel a captured payment; refund it");
+        }
+        if (state.outcome.status === "failed") {
+          throw new ProviderRequestRejected("sandbox", "cannot cancel a failed payment");
+        }
+        const row = await recordOperation(tx, key, payment, "cancel", 0, "canceled");
+        return { status: "canceled", providerPaymentId: row.provider_payment_id } as const;
+      });
     },
     async refund(payment, refund, key) {
       await pause();
@@ -249,6 +257,8 @@ export async function recordAuthentication(
 ): Promise<ProviderOutcome | undefined> {
   const key = `${payment.paymentId}:complete`;
   const nextAction = threeDSecureUrl(publicBaseUrl, payment.paymentId);
+  // In the caller's transaction: held until it commits, so a cancel at the sandbox waits for the answer or wins.
+  await lockSandboxPayment(db, payment.paymentId);
   const done = await findOperation(db, key);
   if (!done) {
     const state = stateOf(await ledgerRows(db, payment.paymentId), nextAction);

@@ -1,0 +1,78 @@
+import { ApiError } from "../http/errors.ts";
+import {
+  ProviderError,
+  type ProviderName,
+  type ProviderOutcome,
+  ProviderRequestRejected,
+  providerIdempotencyKey,
+} from "../providers/provider.ts";
+import type { VerbContext } from "./context.ts";
+import { toProviderPayment } from "./provider-payment.ts";
+import type { PaymentRow } from "./serialize.ts";
+import { settlePayment } from "./settle.ts";
+import type { PaymentStatus } from "./state-machine.ts";
+
+/** What the provider said to canceling a payment that waits for its customer's 3-D Secure answer. */
+export type ProviderCancel =
+  /** Canceled there (or nothing was ever created there): cancel it here. */
+  | { kind: "canceled" }
+  /** The customer answered first: the provider's outcome is applied here, and the payment is no longer open. */
+  | { kind: "moved_on"; status: PaymentStatus }
+  /** The provider keeps it open while its customer authenticates (YooKassa does): nothing can be canceled yet. */
+  | { kind: "still_waiting" };
+
+/**
+ * Cancels a payment in requires_action at its provider before it is canceled here. The customer may be answering
+ * the provider's challenge at this very moment and only the provider knows who came first. Canceled here first, a
+ * payment the customer then completed at the provider would be money taken for a canceled payment; asked first,
+ * the provider either cancels it (it can then never be charged) or says where it went, which is applied here as
+ * any provider answer is.
+ *
+ * A provider that cannot be reached changes nothing: 502/503 provider_unavailable, to retry.
+ */
+export async function cancelAtProviderFirst(ctx: VerbContext, payment: PaymentRow): Promise<ProviderCancel> {
+  const provider = ctx.providers.get(payment.provider as ProviderName);
+  if (!provider)
+    throw new ApiError("provider_unavailable", `Provider ${payment.provider} is not configured.`);
+  const asked = toProviderPayment(payment);
+  let outcome: ProviderOutcome;
+  try {
+    outcome = await provider.cancel(asked, providerIdempotencyKey(payment.id, "cancel", payment.attempt));
+  } catch (error) {
+    if (!(error instanceof ProviderRequestRejected)) throw unavailable(ctx, payment, error);
+    // Refused: the payment is no longer cancelable there, or not yet. Its current state there decides.
+    try {
+      outcome = await provider.retrieve(
+        asked,
+        providerIdempotencyKey(payment.id, "authorize", payment.attempt),
+      );
+    } catch (retrieveError) {
+      throw unavailable(ctx, payment, retrieveError);
+    }
+  }
+  if (outcome.status === "canceled") return { kind: "canceled" };
+  if (outcome.status === "requires_action") return { kind: "still_waiting" };
+  const settled = await settlePayment(
+    ctx,
+    payment.id,
+    ["requires_action"],
+    outcome,
+    "payment.cancel.refused",
+  );
+  return { kind: "moved_on", status: settled?.status ?? outcome.status };
+}
+
+function unavailable(ctx: VerbContext, payment: PaymentRow, error: unknown): unknown {
+  if (!(error instanceof ProviderError)) return error;
+  // The provider's own message stays in the log: it can name accounts, keys or internals.
+  ctx.log.warn(
+    { payment_id: payment.id, provider: payment.provider, err: error.message },
+    "provider cancel failed",
+  );
+  const open = error.retryAfterSeconds !== undefined;
+  return new ApiError(
+    "provider_unavailable",
+    "The payment provider could not cancel the payment right now; nothing changed. Retry later.",
+    { status: open ? 503 : 502, retryAfter: error.retryAfterSeconds },
+  );
+}
