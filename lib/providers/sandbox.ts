@@ -104,10 +104,10 @@ export function sandboxProvider(options: SandboxOptions): PaymentProvider {
     timer.unref();
   }
 
-  async function completeAsync(payment: ProviderPayment) {
+  async function completeAsync(payment: ProviderPayment, q: Queryable = db) {
     try {
       const row = await recordOperation(
-        db,
+        q,
         `${payment.paymentId}:complete`,
         payment,
         "complete",
@@ -129,7 +129,7 @@ export function sandboxProvider(options: SandboxOptions): PaymentProvider {
   async function current(payment: ProviderPayment, q: Queryable = db): Promise<SandboxState> {
     const state = stateOf(await ledgerRows(q, payment.paymentId), redirect(payment));
     if (state.pendingSince && Date.now() - state.pendingSince.getTime() >= options.asyncDelayMs) {
-      await completeAsync(payment);
+      await completeAsync(payment, q);
       return stateOf(await ledgerRows(q, payment.paymentId), redirect(payment));
     }
     return state;
