@@ -1,7 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toProviderPayment } from "../../lib/payments/provider-payment.ts";
 import type { PaymentRow } from "../../lib/payments/serialize.ts";
-import { type PaymentProvider, ProviderError } from "../../lib/providers/provider.ts";
+import {
+  type PaymentProvider,
+  ProviderError,
+  ProviderRequestRejected,
+} from "../../lib/providers/provider.ts";
 import { recordOperation } from "../../lib/providers/sandbox-ledger.ts";
 import { metrics } from "../../lib/telemetry/metrics.ts";
 import { withProviders } from "../../test/events/support.ts";
@@ -74,27 +78,12 @@ describe("POST /v1/payments/:id/cancel", () => {
 
   it("changes nothing when the provider cannot be reached: 502, and the payment still waits", async () => {
     let reachable = false;
-    withProviders(t, {
-      stripe: {
-        ...(t.service.providers.get("sandbox") as PaymentProvider),
-        name: "stripe",
-        authorize: async () => ({
-          status: "requires_action",
-          providerPaymentId: "pi_3ds_wait",
-          nextAction: { type: "redirect", redirect_url: "https://hooks.stripe.test/3ds" },
-        }),
-        cancel: async () => {
-          if (!reachable) throw new ProviderError("stripe", "connection reset", false);
-          return { status: "canceled", providerPaymentId: "pi_3ds_wait" };
-        },
+    const { payment } = await waitingAtStripeDouble({
+      cancel: async () => {
+        if (!reachable) throw new ProviderError("stripe", "connection reset", false);
+        return { status: "canceled", providerPaymentId: "pi_3ds" };
       },
     });
-    const { payment } = await orderWithPayment(t, { currency: "USD" });
-    const switched = await t.service.db.query("UPDATE payments SET provider = 'stripe' WHERE id = $1", [
-      payment.id,
-    ]);
-    expect(switched.rowCount).toBe(1);
-    expect((await t.call("POST", `/v1/payments/${payment.id}/confirm`)).body.status).toBe("requires_action");
 
     const down = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
     expect(down.status).toBe(502);
@@ -103,6 +92,58 @@ describe("POST /v1/payments/:id/cancel", () => {
 
     reachable = true;
     expect((await t.call("POST", `/v1/payments/${payment.id}/cancel`)).body.status).toBe("canceled");
+  });
+
+  it("refuses while the provider keeps the payment open for its customer (409), and changes nothing", async () => {
+    const { order, payment } = await waitingAtStripeDouble({
+      cancel: async () => {
+        throw new ProviderRequestRejected("stripe", "payment is pending");
+      },
+      retrieve: async () => ({
+        status: "requires_action",
+        providerPaymentId: "pi_3ds",
+        nextAction: REDIRECT,
+      }),
+    });
+    for (const path of [`/v1/payments/${payment.id}/cancel`, `/v1/orders/${order.id}/cancel`]) {
+      const res = await t.call("POST", path);
+      expect(res.status, path).toBe(409);
+      expect(res.body.detail, path).toContain("while its customer authenticates");
+    }
+    expect((await t.call("GET", `/v1/payments/${payment.id}`)).body.status).toBe("requires_action");
+    expect((await t.call("GET", `/v1/orders/${order.id}`)).body.status).toBe("pending");
+  });
+
+  it("cancels an authorization the customer completed meanwhile: applied, canceled here, voided there", async () => {
+    const keys: string[] = [];
+    const { payment } = await waitingAtStripeDouble({
+      cancel: async (_payment, key) => {
+        keys.push(key);
+        if (key.includes(":cancel-first:")) throw new ProviderRequestRejected("stripe", "not cancelable");
+        return { status: "canceled", providerPaymentId: "pi_3ds" };
+      },
+      retrieve: async () => ({
+        status: "requires_capture",
+        providerPaymentId: "pi_3ds",
+        amountCapturable: 1999,
+      }),
+    });
+
+    const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
+
+    expect(res.body.status).toBe("canceled");
+    // Asked first under a key of its own, then the authorization voided under the payment's cancel key.
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe(`${payment.id}:cancel:1`);
+    const trail = await t.service.db.query<{ status_after: string }>(
+      "SELECT status_after FROM audit_log WHERE object_id = $1 ORDER BY id",
+      [payment.id],
+    );
+    expect(trail.rows.map((r) => r.status_after).slice(-3)).toEqual([
+      "processing",
+      "requires_capture",
+      "canceled",
+    ]);
   });
 
   it("counts and logs a provider that refuses to void an authorization canceled here", async () => {
@@ -119,6 +160,28 @@ describe("POST /v1/payments/:id/cancel", () => {
     expect(await discrepancies(refused)).toBe(before + 1);
   });
 });
+
+const REDIRECT = { type: "redirect", redirect_url: "https://hooks.stripe.test/3ds" } as const;
+
+/** A payment waiting for 3-D Secure at a stand-in for Stripe whose cancel (and retrieve) the test decides. */
+async function waitingAtStripeDouble(answers: Pick<PaymentProvider, "cancel"> & Partial<PaymentProvider>) {
+  withProviders(t, {
+    stripe: {
+      ...(t.service.providers.get("sandbox") as PaymentProvider),
+      name: "stripe",
+      authorize: async () => ({
+        status: "requires_action",
+        providerPaymentId: "pi_3ds",
+        nextAction: REDIRECT,
+      }),
+      ...answers,
+    },
+  });
+  const { order, payment } = await orderWithPayment(t, { currency: "USD" });
+  await t.service.db.query("UPDATE payments SET provider = 'stripe' WHERE id = $1", [payment.id]);
+  expect((await t.call("POST", `/v1/payments/${payment.id}/confirm`)).body.status).toBe("requires_action");
+  return { order, payment };
+}
 
 async function recordAtSandbox(paymentId: string, operation: "complete" | "capture", status: string) {
   const { rows } = await t.service.db.query<PaymentRow>("SELECT * FROM payments WHERE id = $1", [paymentId]);

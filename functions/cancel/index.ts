@@ -27,7 +27,7 @@ export const cancelFunction: FunctionDefinition = {
       body: CancelPaymentBody,
       response: PaymentObject,
       status: 200,
-      errors: ["validation_failed", "not_found", "invalid_state"],
+      errors: ["validation_failed", "not_found", "invalid_state", "provider_unavailable"],
       handler: ({ ctx, params, body }) => cancelPayment(ctx, params.id, body.reason),
     }),
     defineRoute({

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { ApiError } from "../http/errors.ts";
 import {
   ProviderError,
@@ -16,7 +17,10 @@ import type { PaymentStatus } from "./state-machine.ts";
 export type ProviderCancel =
   /** Canceled there (or nothing was ever created there): cancel it here. */
   | { kind: "canceled" }
-  /** The customer answered first: the provider's outcome is applied here, and the payment is no longer open. */
+  /**
+   * The customer answered first: the provider's outcome is applied here. An authorization (requires_capture) can
+   * still be canceled here and voided there; anything else cannot be canceled any more.
+   */
   | { kind: "moved_on"; status: PaymentStatus }
   /** The provider keeps it open while its customer authenticates (YooKassa does): nothing can be canceled yet. */
   | { kind: "still_waiting" };
@@ -37,7 +41,10 @@ export async function cancelAtProviderFirst(ctx: VerbContext, payment: PaymentRo
   const asked = toProviderPayment(payment);
   let outcome: ProviderOutcome;
   try {
-    outcome = await provider.cancel(asked, providerIdempotencyKey(payment.id, "cancel", payment.attempt));
+    // A key of this request's own: a provider keeps a refusal under its key (Stripe for 24 h), and one given while
+    // the customer authenticated must not answer the merchant's next try. Retries within this call share it.
+    const key = providerIdempotencyKey(payment.id, "cancel-first", `${payment.attempt}.${randomUUID()}`);
+    outcome = await provider.cancel(asked, key);
   } catch (error) {
     if (!(error instanceof ProviderRequestRejected)) throw unavailable(ctx, payment, error);
     // Refused: the payment is no longer cancelable there, or not yet. Its current state there decides.
@@ -52,15 +59,20 @@ export async function cancelAtProviderFirst(ctx: VerbContext, payment: PaymentRo
   }
   if (outcome.status === "canceled") return { kind: "canceled" };
   if (outcome.status === "requires_action") return { kind: "still_waiting" };
-  const settled = await settlePayment(
-    ctx,
-    payment.id,
-    ["requires_action"],
-    outcome,
-    "payment.cancel.refused",
-  );
+  const action = "payment.cancel.refused";
+  // An authorization is reached through processing: requires_action may not jump to it (the database says so).
+  const settled =
+    outcome.status === "requires_capture"
+      ? (await settlePayment(ctx, payment.id, ["requires_action"], processingAt(outcome), action)) &&
+        (await settlePayment(ctx, payment.id, ["processing"], outcome, action))
+      : await settlePayment(ctx, payment.id, ["requires_action"], outcome, action);
   return { kind: "moved_on", status: settled?.status ?? outcome.status };
 }
+
+const processingAt = (outcome: ProviderOutcome): ProviderOutcome => ({
+  status: "processing",
+  providerPaymentId: outcome.providerPaymentId,
+});
 
 function unavailable(ctx: VerbContext, payment: PaymentRow, error: unknown): unknown {
   if (!(error instanceof ProviderError)) return error;

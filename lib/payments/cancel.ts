@@ -1,3 +1,4 @@
+import type { Queryable } from "../db/db.ts";
 import { invalidState, notFound } from "../http/errors.ts";
 import { cancelAtProviderFirst } from "./cancel-at-provider.ts";
 import type { VerbContext } from "./context.ts";
@@ -9,65 +10,91 @@ import { voidAtProvider } from "./void.ts";
 
 export type CancellationReason = "requested_by_customer" | "duplicate" | "fraudulent" | "abandoned";
 
+const OPEN = ["requires_confirmation", "requires_capture"] as const;
+
 /**
- * Cancels a payment that has not been charged. One waiting for its customer's 3-D Secure answer is canceled at the
- * provider first (cancel-at-provider.ts); an authorization is voided at the provider after.
+ * Cancels a payment that has not been charged. One waiting for its customer's 3-D Secure answer is canceled at its
+ * provider first (cancel-at-provider.ts) and only then here; an authorization is voided at the provider after.
  */
 export async function cancelPayment(
   ctx: VerbContext,
   id: string,
   reason?: CancellationReason,
 ): Promise<PaymentObject> {
-  const { rows: found } = await ctx.db.query<PaymentRow>(
-    "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
-    [id, ctx.actor.merchantId],
-  );
-  const waiting = found[0];
-  if (waiting?.status === "requires_action") {
-    const answer = await cancelAtProviderFirst(ctx, waiting);
-    if (answer.kind === "moved_on") throw invalidState(`Payment is ${answer.status} and cannot be canceled.`);
-    if (answer.kind === "still_waiting") throw stillAuthenticating();
-  }
-  const payment = await ctx.db.transaction(async (tx) => {
-    const { rows } = await tx.query<PaymentRow & { previous_status: string }>(
-      `UPDATE payments p SET status = 'canceled', cancellation_reason = $3, next_action = NULL,
-         amount_capturable = 0, updated_at = now()
-       FROM (SELECT id, status AS previous_status FROM payments WHERE id = $1 AND merchant_id = $2 FOR UPDATE) old
-       WHERE p.id = old.id AND p.status IN ('requires_confirmation', 'requires_action', 'requires_capture')
-       RETURNING p.*, old.previous_status`,
-      [id, ctx.actor.merchantId, reason ?? null],
+  // A second look only when a confirm moved the payment to requires_action between the first look and the cancel.
+  for (let look = 1; ; look++) {
+    const { rows: found } = await ctx.db.query<PaymentRow>(
+      "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
+      [id, ctx.actor.merchantId],
     );
-    const row = rows[0];
-    if (!row) {
-      const current = await tx.query<{ status: string }>(
-        "SELECT status FROM payments WHERE id = $1 AND merchant_id = $2",
-        [id, ctx.actor.merchantId],
-      );
-      if (!current.rows[0]) throw notFound("payment");
-      throw invalidState(`Payment is ${current.rows[0].status} and cannot be canceled.`);
+    const current = found[0];
+    if (!current) throw notFound("payment");
+    let canceledThere = false;
+    if (current.status === "requires_action") {
+      const answer = await cancelAtProviderFirst(ctx, current);
+      if (answer.kind === "still_waiting") throw stillAuthenticating();
+      if (answer.kind === "moved_on" && answer.status !== "requires_capture") {
+        throw invalidState(`Payment is ${answer.status} and cannot be canceled.`);
+      }
+      canceledThere = answer.kind === "canceled";
     }
-    await recordChange(tx, ctx, {
-      objectType: "payment",
-      objectId: row.id,
-      action: "payment.cancel",
-      statusBefore: row.previous_status,
-      statusAfter: "canceled",
-      amount: row.amount,
-      currency: row.currency,
-      event: "payment.canceled",
-      data: paymentObject(row),
-    });
-    return row;
+    const cancelable: string[] = canceledThere ? [...OPEN, "requires_action"] : [...OPEN];
+    const payment = await ctx.db.transaction((tx) => cancelHere(tx, ctx, id, reason, cancelable));
+    if (payment === "ask_provider") {
+      if (look < 2) continue;
+      throw invalidState("Payment is requires_action and cannot be canceled right now; retry.");
+    }
+    await invalidateStatusCache(ctx, "payment", id);
+    countOutcome(payment);
+    ctx.onEventsWritten();
+    if (payment.previous_status === "requires_capture") await voidAtProvider(ctx, payment);
+    return paymentObject(payment);
+  }
+}
+
+/** The cancel itself, from one of `cancelable`; "ask_provider" when the payment now waits for 3-D Secure. */
+async function cancelHere(
+  tx: Queryable,
+  ctx: VerbContext,
+  id: string,
+  reason: CancellationReason | undefined,
+  cancelable: string[],
+): Promise<(PaymentRow & { previous_status: string }) | "ask_provider"> {
+  const { rows } = await tx.query<PaymentRow & { previous_status: string }>(
+    `UPDATE payments p SET status = 'canceled', cancellation_reason = $3, next_action = NULL,
+       amount_capturable = 0, updated_at = now()
+     FROM (SELECT id, status AS previous_status FROM payments WHERE id = $1 AND merchant_id = $2 FOR UPDATE) old
+     WHERE p.id = old.id AND p.status = ANY($4::text[])
+     RETURNING p.*, old.previous_status`,
+    [id, ctx.actor.merchantId, reason ?? null, cancelable],
+  );
+  const row = rows[0];
+  if (!row) {
+    const current = await tx.query<{ status: string }>(
+      "SELECT status FROM payments WHERE id = $1 AND merchant_id = $2",
+      [id, ctx.actor.merchantId],
+    );
+    const status = current.rows[0]?.status;
+    if (!status) throw notFound("payment");
+    if (status === "requires_action") return "ask_provider";
+    throw invalidState(`Payment is ${status} and cannot be canceled.`);
+  }
+  await recordChange(tx, ctx, {
+    objectType: "payment",
+    objectId: row.id,
+    action: "payment.cancel",
+    statusBefore: row.previous_status,
+    statusAfter: "canceled",
+    amount: row.amount,
+    currency: row.currency,
+    event: "payment.canceled",
+    data: paymentObject(row),
   });
-  await invalidateStatusCache(ctx, "payment", id);
-  countOutcome(payment);
-  ctx.onEventsWritten();
-  if (payment.previous_status !== "requires_confirmation") await voidAtProvider(ctx, payment);
-  return paymentObject(payment);
+  return row;
 }
 
 /** The provider keeps a payment open while its customer authenticates: it cannot be canceled yet. */
 export const stillAuthenticating = () =>
   invalidState(
-    "The provider cannot cancel this payment while its customer authenticates; it fails by itself if never completed.",
+    "The provider cannot cancel a payment while its customer authenticates (it fails by itself if never completed): retry later, with a new Idempotency-Key.",
   );

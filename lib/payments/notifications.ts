@@ -18,9 +18,6 @@ export type NotificationEffect =
   /** A refund outcome to settle once the notification is stored (refunds settle in their own transaction). */
   | { status: "refund_due"; refund: RefundRow; outcome: "succeeded" | "failed"; ctx: VerbContext };
 
-// Outcomes in which the provider holds the customer's money (taken, or authorized to take).
-const CHARGED: ReadonlySet<string> = new Set(["succeeded", "requires_capture"]);
-
 /**
  * The statuses a provider's word may move a payment from: every status whose transitions allow the outcome,
  * except requires_confirmation (the provider has not been asked about such a payment yet). Terminal statuses allow
@@ -74,7 +71,7 @@ export async function applyNotification(
   const from = notificationFrom(outcome.status);
   if (!from.includes(payment.status)) {
     // A terminal payment never moves, so a charge reported for one canceled here is money taken for nothing.
-    if (payment.status === "canceled" && CHARGED.has(outcome.status)) {
+    if (payment.status === "canceled" && outcome.status === "succeeded") {
       metrics.providerDiscrepancies.inc({ provider, kind: "charged_after_cancel" });
       service.log.error(
         { payment_id: payment.id, provider, event_id: n.eventId, outcome: outcome.status },

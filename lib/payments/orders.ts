@@ -1,3 +1,4 @@
+import type { Queryable } from "../db/db.ts";
 import { invalidState, notFound } from "../http/errors.ts";
 import type { JsonText } from "../http/json-text.ts";
 import { stillAuthenticating } from "./cancel.ts";
@@ -113,80 +114,106 @@ export function listOrders(ctx: VerbContext, params: ListParams & { status?: Ord
  * the customer completed meanwhile is applied, and the order's own checks below then refuse the cancel.
  */
 export async function cancelOrder(ctx: VerbContext, id: string): Promise<OrderObject> {
-  const { rows: waiting } = await ctx.db.query<PaymentRow>(
-    `SELECT p.* FROM payments p JOIN orders o ON o.id = p.order_id
-     WHERE p.order_id = $1 AND o.merchant_id = $2 AND o.status = 'pending' AND p.status = 'requires_action'`,
-    [id, ctx.actor.merchantId],
-  );
-  for (const payment of waiting) {
-    if ((await cancelAtProviderFirst(ctx, payment)).kind === "still_waiting") throw stillAuthenticating();
-  }
-  const { order, voided } = await ctx.db.transaction(async (tx) => {
-    // Locking the order serializes this with confirms of its payments, which lock it too.
-    const locked = await tx.query<OrderRow>(
-      "SELECT * FROM orders WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
+  // A second look only when a confirm moved a payment to requires_action between the first look and the cancel.
+  for (let look = 1; ; look++) {
+    // At most one: an order has at most one payment in flight (payments_one_active_per_order).
+    const { rows: waiting } = await ctx.db.query<PaymentRow>(
+      `SELECT p.* FROM payments p JOIN orders o ON o.id = p.order_id
+       WHERE p.order_id = $1 AND o.merchant_id = $2 AND o.status = 'pending' AND p.status = 'requires_action'`,
       [id, ctx.actor.merchantId],
     );
-    const current = locked.rows[0];
-    if (!current) throw notFound("order");
-    if (current.status !== "pending")
-      throw invalidState(`Order is ${current.status} and cannot be canceled.`);
-    const busy = await tx.query<{ status: string }>(
-      "SELECT status FROM payments WHERE order_id = $1 AND status IN ('processing', 'succeeded') LIMIT 1",
-      [id],
-    );
-    if (busy.rows[0])
-      throw invalidState(`Order has a ${busy.rows[0].status} payment and cannot be canceled.`);
+    const canceledThere: string[] = [];
+    for (const payment of waiting) {
+      const answer = await cancelAtProviderFirst(ctx, payment);
+      if (answer.kind === "still_waiting") throw stillAuthenticating();
+      if (answer.kind === "canceled") canceledThere.push(payment.id);
+    }
+    const done = await ctx.db.transaction((tx) => cancelOrderHere(tx, ctx, id, canceledThere));
+    if (done === "ask_provider") {
+      if (look < 2) continue;
+      throw invalidState("Order has a requires_action payment and cannot be canceled right now; retry.");
+    }
+    const { order, voided } = done;
+    await invalidateStatusCache(ctx, "order", id);
+    for (const payment of voided) {
+      await invalidateStatusCache(ctx, "payment", payment.id);
+      countOutcome(payment);
+    }
+    ctx.onEventsWritten();
+    for (const payment of voided) {
+      if (payment.previous_status === "requires_capture") await voidAtProvider(ctx, payment);
+    }
+    return order;
+  }
+}
 
-    const canceledPayments = await tx.query<PaymentRow & { previous_status: string }>(
-      `UPDATE payments p SET status = 'canceled', cancellation_reason = 'abandoned', next_action = NULL,
+/**
+ * The order's cancel itself, with its open payments; "ask_provider" when one of them waits for 3-D Secure and was
+ * not canceled at its provider by this request (`canceledThere`).
+ */
+async function cancelOrderHere(
+  tx: Queryable,
+  ctx: VerbContext,
+  id: string,
+  canceledThere: string[],
+): Promise<{ order: OrderObject; voided: (PaymentRow & { previous_status: string })[] } | "ask_provider"> {
+  // Locking the order serializes this with confirms of its payments, which lock it too.
+  const locked = await tx.query<OrderRow>(
+    "SELECT * FROM orders WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
+    [id, ctx.actor.merchantId],
+  );
+  const current = locked.rows[0];
+  if (!current) throw notFound("order");
+  if (current.status !== "pending") throw invalidState(`Order is ${current.status} and cannot be canceled.`);
+  const busy = await tx.query<{ status: string }>(
+    "SELECT status FROM payments WHERE order_id = $1 AND status IN ('processing', 'succeeded') LIMIT 1",
+    [id],
+  );
+  if (busy.rows[0]) throw invalidState(`Order has a ${busy.rows[0].status} payment and cannot be canceled.`);
+  const unasked = await tx.query(
+    "SELECT 1 FROM payments WHERE order_id = $1 AND status = 'requires_action' AND id <> ALL($2::text[])",
+    [id, canceledThere],
+  );
+  if (unasked.rows.length > 0) return "ask_provider";
+
+  const canceledPayments = await tx.query<PaymentRow & { previous_status: string }>(
+    `UPDATE payments p SET status = 'canceled', cancellation_reason = 'abandoned', next_action = NULL,
          amount_capturable = 0, updated_at = now()
        FROM (SELECT id, status AS previous_status FROM payments
              WHERE order_id = $1 AND status IN ('requires_confirmation', 'requires_action', 'requires_capture')
              FOR UPDATE) old
        WHERE p.id = old.id AND p.status IN ('requires_confirmation', 'requires_action', 'requires_capture')
        RETURNING p.*, old.previous_status`,
-      [id],
-    );
-    for (const payment of canceledPayments.rows) {
-      await recordChange(tx, ctx, {
-        objectType: "payment",
-        objectId: payment.id,
-        action: "payment.cancel",
-        statusBefore: payment.previous_status,
-        statusAfter: "canceled",
-        amount: payment.amount,
-        currency: payment.currency,
-        event: "payment.canceled",
-        data: paymentObject(payment),
-      });
-    }
-    const updated = await tx.query<OrderRow>(
-      "UPDATE orders SET status = 'canceled', updated_at = now() WHERE id = $1 RETURNING *",
-      [id],
-    );
-    const order = orderObject(updated.rows[0] as OrderRow);
+    [id],
+  );
+  for (const payment of canceledPayments.rows) {
     await recordChange(tx, ctx, {
-      objectType: "order",
-      objectId: id,
-      action: "order.cancel",
-      statusBefore: "pending",
+      objectType: "payment",
+      objectId: payment.id,
+      action: "payment.cancel",
+      statusBefore: payment.previous_status,
       statusAfter: "canceled",
-      amount: order.amount,
-      currency: order.currency,
-      event: "order.canceled",
-      data: order,
+      amount: payment.amount,
+      currency: payment.currency,
+      event: "payment.canceled",
+      data: paymentObject(payment),
     });
-    return { order, voided: canceledPayments.rows };
+  }
+  const updated = await tx.query<OrderRow>(
+    "UPDATE orders SET status = 'canceled', updated_at = now() WHERE id = $1 RETURNING *",
+    [id],
+  );
+  const order = orderObject(updated.rows[0] as OrderRow);
+  await recordChange(tx, ctx, {
+    objectType: "order",
+    objectId: id,
+    action: "order.cancel",
+    statusBefore: "pending",
+    statusAfter: "canceled",
+    amount: order.amount,
+    currency: order.currency,
+    event: "order.canceled",
+    data: order,
   });
-  await invalidateStatusCache(ctx, "order", id);
-  for (const payment of voided) {
-    await invalidateStatusCache(ctx, "payment", payment.id);
-    countOutcome(payment);
-  }
-  ctx.onEventsWritten();
-  for (const payment of voided) {
-    if (payment.previous_status !== "requires_confirmation") await voidAtProvider(ctx, payment);
-  }
-  return order;
+  return { order, voided: canceledPayments.rows };
 }

@@ -1,4 +1,5 @@
 import {
+  type PaymentProvider,
   ProviderError,
   type ProviderName,
   ProviderRequestRejected,
@@ -22,13 +23,13 @@ export async function voidAtProvider(ctx: VerbContext, payment: PaymentRow): Pro
       providerIdempotencyKey(payment.id, "cancel", payment.attempt),
     );
   } catch (error) {
-    // Refused, not failed: the provider has moved the payment on without us (a customer who finished 3-D Secure
-    // as the merchant canceled, say) and may have charged it. Our state stays canceled; someone must look.
-    if (error instanceof ProviderRequestRejected) {
+    // Refused, not failed: the authorization may be gone already (it lapsed), or the provider moved the payment on
+    // without us (captured it). Its own state says which; only money it still holds or took needs someone.
+    if (error instanceof ProviderRequestRejected && (await holdsMoney(ctx, provider, payment))) {
       metrics.providerDiscrepancies.inc({ provider: payment.provider, kind: "cancel_refused" });
       ctx.log.error(
         { err: error.message, payment_id: payment.id, provider: payment.provider },
-        "provider refused to cancel a payment canceled here: check whether it charged the customer, refund if so",
+        "provider refused to cancel a payment canceled here and holds its money: refund or void it at the provider",
       );
       return;
     }
@@ -36,5 +37,26 @@ export async function voidAtProvider(ctx: VerbContext, payment: PaymentRow): Pro
       { err: error instanceof ProviderError ? error.message : error, payment_id: payment.id },
       "provider void failed after cancel",
     );
+  }
+}
+
+/** Whether the provider says it took or still holds the payment's money; unknown (unreachable) counts as no. */
+async function holdsMoney(
+  ctx: VerbContext,
+  provider: PaymentProvider,
+  payment: PaymentRow,
+): Promise<boolean> {
+  try {
+    const outcome = await provider.retrieve(
+      toProviderPayment(payment),
+      providerIdempotencyKey(payment.id, "authorize", payment.attempt),
+    );
+    return outcome.status === "succeeded" || outcome.status === "requires_capture";
+  } catch (error) {
+    ctx.log.warn(
+      { err: error instanceof ProviderError ? error.message : error, payment_id: payment.id },
+      "provider refused a void and could not say why",
+    );
+    return false;
   }
 }

@@ -118,7 +118,9 @@ describe.skipIf(skip)("races on PostgreSQL", () => {
       check([{ request: "cancel", answer: cancel, expected: [200, "invalid_state"] }]);
       expect(answered.status, "the 3-D Secure page").toBeLessThan(400);
       const p = (await t.call("GET", `/v1/payments/${payment.id}`)).body;
-      if (cancel.status === 200) expect(p.status).toBe("canceled");
+      // An order's cancel also succeeds over a payment whose authentication failed first.
+      if (cancel.status === 200)
+        expect(i % 2 === 0 ? ["canceled"] : ["canceled", "failed"]).toContain(p.status);
       else expect(["succeeded", "failed", "requires_capture"]).toContain(p.status);
     }
     // Among them: no payment canceled here that the provider charged (the ledger against our books).
