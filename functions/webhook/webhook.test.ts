@@ -305,6 +305,36 @@ describe("POST /v1/webhooks/sandbox", () => {
     expect((await t.call("GET", `/v1/payments/${created.body.id}`)).body.status).toBe("succeeded");
   });
 
+  it("authorizes a manual-capture payment waiting for 3-D Secure (through processing, as the state machine says)", async () => {
+    const order = await t.call("POST", "/v1/orders", { body: { amount: 800, currency: "EUR" } });
+    const created = await t.call("POST", "/v1/payments", {
+      body: {
+        order_id: order.body.id,
+        payment_method: "pm_card_threeDSecureRequired",
+        capture_method: "manual",
+      },
+    });
+    const confirmed = await t.call("POST", `/v1/payments/${created.body.id}/confirm`);
+    expect(confirmed.body.status).toBe("requires_action");
+
+    const body = sandboxNotificationBody({
+      paymentId: created.body.id,
+      type: "payment.requires_capture",
+      amount: 800,
+      currency: "EUR",
+    });
+    expect((await postSandboxWebhook(t, body)).body.result).toBe("applied");
+    expect((await t.call("GET", `/v1/payments/${created.body.id}`)).body).toMatchObject({
+      status: "requires_capture",
+      amount_capturable: 800,
+    });
+    const trail = await rows<{ status_after: string }>(
+      "SELECT status_after FROM audit_log WHERE object_id = $1 ORDER BY id",
+      [created.body.id],
+    );
+    expect(trail.map((r) => r.status_after).slice(-2)).toEqual(["processing", "requires_capture"]);
+  });
+
   it("answers 404 for a provider it does not know or that is not configured", async () => {
     for (const path of ["/v1/webhooks/paypal", "/v1/webhooks/yookassa"]) {
       const res = await t.app.request(path, { method: "POST", body: "{}" });

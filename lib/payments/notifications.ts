@@ -68,6 +68,23 @@ export async function applyNotification(
   if (payment.status === "requires_confirmation") return { status: "pending" };
   const last = await lastAppliedAt(tx, provider, payment.id);
   if (last && n.occurredAt.getTime() < last.getTime()) return ignored("stale");
+  const ctx = notificationContext(service, payment.merchant_id, provider, meta);
+  const action = `payment.webhook.${outcome.status}`;
+  // An authorization of a payment waiting for 3-D Secure is reached through processing: requires_action may not
+  // jump to requires_capture (the database says so), as the sandbox's own 3-D Secure page does it too.
+  if (payment.status === "requires_action" && outcome.status === "requires_capture") {
+    const moved = await settleInTransaction(
+      tx,
+      ctx,
+      payment.id,
+      ["requires_action"],
+      { status: "processing", providerPaymentId: outcome.providerPaymentId },
+      action,
+    );
+    const settled =
+      moved && (await settleInTransaction(tx, ctx, payment.id, ["processing"], outcome, action));
+    return settled ? { status: "applied", payment: settled, ctx } : ignored("not_applicable");
+  }
   const from = notificationFrom(outcome.status);
   if (!from.includes(payment.status)) {
     // A terminal payment never moves, so a charge reported for one canceled here is money taken for nothing.
@@ -81,15 +98,7 @@ export async function applyNotification(
     return ignored("not_applicable");
   }
 
-  const ctx = notificationContext(service, payment.merchant_id, provider, meta);
-  const settled = await settleInTransaction(
-    tx,
-    ctx,
-    payment.id,
-    from,
-    outcome,
-    `payment.webhook.${outcome.status}`,
-  );
+  const settled = await settleInTransaction(tx, ctx, payment.id, from, outcome, action);
   if (!settled) return ignored("not_applicable");
   return { status: "applied", payment: settled, ctx };
 }
