@@ -76,6 +76,48 @@ describe("POST /v1/payments/:id/cancel", () => {
     expect((await t.call("POST", `/v1/orders/${order.id}/cancel`)).status).toBe(409);
   });
 
+  it("asks the provider first also when a confirm reached 3-D Secure between the cancel's look and its change", async () => {
+    const { payment } = await orderWithPayment(t, { payment_method: "pm_card_threeDSecureRequired" });
+    const db = t.service.db;
+    let armed = true;
+    // Right after the cancel's first look (requires_confirmation), the confirm runs and stops at 3-D Secure.
+    t.service.db = new Proxy(db, {
+      get(target, property) {
+        if (property === "query") {
+          return async (sql: string, params?: unknown[]) => {
+            const result = await target.query(sql, params);
+            if (
+              armed &&
+              sql.startsWith("SELECT * FROM payments WHERE id = $1") &&
+              params?.[0] === payment.id
+            ) {
+              armed = false;
+              const confirmed = await t.call("POST", `/v1/payments/${payment.id}/confirm`);
+              expect(confirmed.body.status).toBe("requires_action");
+            }
+            return result;
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    try {
+      const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
+      expect(armed, "the cancel's first look was seen").toBe(false);
+      expect(res.body.status).toBe("canceled");
+    } finally {
+      t.service.db = db;
+    }
+    // Canceled at the provider under the provider-first key, not voided after a cancel here.
+    const ledger = await db.query<{ operation: string; idempotency_key: string }>(
+      "SELECT operation, idempotency_key FROM sandbox_charges WHERE payment_id = $1 ORDER BY created_at",
+      [payment.id],
+    );
+    expect(ledger.rows.map((r) => r.operation)).toEqual(["authorize", "cancel"]);
+    expect(ledger.rows[1]?.idempotency_key).toContain(":cancel-first:");
+  });
+
   it("changes nothing when the provider cannot be reached: 502, and the payment still waits", async () => {
     let reachable = false;
     const { payment } = await waitingAtStripeDouble({
