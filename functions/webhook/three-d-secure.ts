@@ -5,7 +5,7 @@ import { isId } from "../../lib/payments/ids.ts";
 import { type Currency, isCurrency, toDecimalString } from "../../lib/payments/money.ts";
 import { toProviderPayment } from "../../lib/payments/provider-payment.ts";
 import type { PaymentRow } from "../../lib/payments/serialize.ts";
-import { afterSettleCommit, settleInTransaction } from "../../lib/payments/settle.ts";
+import { afterSettleCommit, settleFromRequiresAction } from "../../lib/payments/settle.ts";
 import { recordAuthentication } from "../../lib/providers/sandbox.ts";
 
 const PATH = "/sandbox/3ds/:id";
@@ -103,18 +103,7 @@ async function authenticate(
     };
     const ctx: VerbContext = { ...service, actor };
     const action = `payment.3ds.${authenticated ? "complete" : "fail"}`;
-    // An authorization to capture later is reached through processing: requires_action may not jump to it.
-    const row =
-      outcome.status === "requires_capture"
-        ? (await settleInTransaction(
-            tx,
-            ctx,
-            payment.id,
-            ["requires_action"],
-            { status: "processing", providerPaymentId: outcome.providerPaymentId },
-            action,
-          )) && (await settleInTransaction(tx, ctx, payment.id, ["processing"], outcome, action))
-        : await settleInTransaction(tx, ctx, payment.id, ["requires_action"], outcome, action);
+    const row = await settleFromRequiresAction(tx, ctx, payment.id, outcome, action);
     if (row) settled = { row, ctx };
     return row ?? payment;
   });

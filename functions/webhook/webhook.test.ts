@@ -39,6 +39,17 @@ async function counter(
     .reduce((sum, v) => sum + v.value, 0);
 }
 
+/** The id of a EUR payment confirmed with the 3-D Secure test card, now waiting for the customer's answer. */
+async function awaitingThreeDSecure(amount: number, fields: Record<string, unknown> = {}): Promise<string> {
+  const order = await t.call("POST", "/v1/orders", { body: { amount, currency: "EUR" } });
+  const created = await t.call("POST", "/v1/payments", {
+    body: { order_id: order.body.id, payment_method: "pm_card_threeDSecureRequired", ...fields },
+  });
+  const confirmed = await t.call("POST", `/v1/payments/${created.body.id}/confirm`);
+  expect(confirmed.body.status).toBe("requires_action");
+  return created.body.id;
+}
+
 async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
   return (await t.service.db.query<T>(sql, params)).rows;
 }
@@ -255,30 +266,24 @@ describe("POST /v1/webhooks/sandbox", () => {
   });
 
   it("counts and logs a charge reported for a payment canceled here: money to give back", async () => {
-    const order = await t.call("POST", "/v1/orders", { body: { amount: 900, currency: "EUR" } });
-    const created = await t.call("POST", "/v1/payments", {
-      body: { order_id: order.body.id, payment_method: "pm_card_threeDSecureRequired" },
-    });
-    expect((await t.call("POST", `/v1/payments/${created.body.id}/confirm`)).body.status).toBe(
-      "requires_action",
-    );
-    expect((await t.call("POST", `/v1/payments/${created.body.id}/cancel`)).body.status).toBe("canceled");
+    const id = await awaitingThreeDSecure(900);
+    expect((await t.call("POST", `/v1/payments/${id}/cancel`)).body.status).toBe("canceled");
     const discrepancies = { provider: "sandbox", kind: "charged_after_cancel" };
     const before = await counter(metrics.providerDiscrepancies, discrepancies);
 
     const body = sandboxNotificationBody({
-      paymentId: created.body.id,
+      paymentId: id,
       type: "payment.succeeded",
       amount: 900,
       currency: "EUR",
     });
     expect((await postSandboxWebhook(t, body)).body.result).toBe("ignored");
 
-    expect((await t.call("GET", `/v1/payments/${created.body.id}`)).body.status).toBe("canceled");
+    expect((await t.call("GET", `/v1/payments/${id}`)).body.status).toBe("canceled");
     expect(await counter(metrics.providerDiscrepancies, discrepancies)).toBe(before + 1);
     // A failure reported for it is no news: nothing to give back.
     const failed = sandboxNotificationBody({
-      paymentId: created.body.id,
+      paymentId: id,
       type: "payment.failed",
       failure: { code: "authentication_failed", message: "3-D Secure failed." },
       created: now() + 60,
@@ -288,49 +293,33 @@ describe("POST /v1/webhooks/sandbox", () => {
   });
 
   it("settles a payment waiting for 3-D Secure", async () => {
-    const order = await t.call("POST", "/v1/orders", { body: { amount: 700, currency: "EUR" } });
-    const created = await t.call("POST", "/v1/payments", {
-      body: { order_id: order.body.id, payment_method: "pm_card_threeDSecureRequired" },
-    });
-    const confirmed = await t.call("POST", `/v1/payments/${created.body.id}/confirm`);
-    expect(confirmed.body.status).toBe("requires_action");
-
+    const id = await awaitingThreeDSecure(700);
     const body = sandboxNotificationBody({
-      paymentId: created.body.id,
+      paymentId: id,
       type: "payment.succeeded",
       amount: 700,
       currency: "EUR",
     });
     expect((await postSandboxWebhook(t, body)).body.result).toBe("applied");
-    expect((await t.call("GET", `/v1/payments/${created.body.id}`)).body.status).toBe("succeeded");
+    expect((await t.call("GET", `/v1/payments/${id}`)).body.status).toBe("succeeded");
   });
 
   it("authorizes a manual-capture payment waiting for 3-D Secure (through processing, as the state machine says)", async () => {
-    const order = await t.call("POST", "/v1/orders", { body: { amount: 800, currency: "EUR" } });
-    const created = await t.call("POST", "/v1/payments", {
-      body: {
-        order_id: order.body.id,
-        payment_method: "pm_card_threeDSecureRequired",
-        capture_method: "manual",
-      },
-    });
-    const confirmed = await t.call("POST", `/v1/payments/${created.body.id}/confirm`);
-    expect(confirmed.body.status).toBe("requires_action");
-
+    const id = await awaitingThreeDSecure(800, { capture_method: "manual" });
     const body = sandboxNotificationBody({
-      paymentId: created.body.id,
+      paymentId: id,
       type: "payment.requires_capture",
       amount: 800,
       currency: "EUR",
     });
     expect((await postSandboxWebhook(t, body)).body.result).toBe("applied");
-    expect((await t.call("GET", `/v1/payments/${created.body.id}`)).body).toMatchObject({
+    expect((await t.call("GET", `/v1/payments/${id}`)).body).toMatchObject({
       status: "requires_capture",
       amount_capturable: 800,
     });
     const trail = await rows<{ status_after: string }>(
       "SELECT status_after FROM audit_log WHERE object_id = $1 ORDER BY id",
-      [created.body.id],
+      [id],
     );
     expect(trail.map((r) => r.status_after).slice(-2)).toEqual(["processing", "requires_capture"]);
   });

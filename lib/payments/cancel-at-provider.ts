@@ -10,7 +10,7 @@ import {
 import type { VerbContext } from "./context.ts";
 import { toProviderPayment } from "./provider-payment.ts";
 import type { PaymentRow } from "./serialize.ts";
-import { settlePayment } from "./settle.ts";
+import { afterSettleCommit, settleFromRequiresAction } from "./settle.ts";
 import type { PaymentStatus } from "./state-machine.ts";
 
 /** What the provider said to canceling a payment that waits for its customer's 3-D Secure answer. */
@@ -41,8 +41,9 @@ export async function cancelAtProviderFirst(ctx: VerbContext, payment: PaymentRo
   const asked = toProviderPayment(payment);
   let outcome: ProviderOutcome;
   try {
-    // A key of this request's own: a provider keeps a refusal under its key (Stripe for 24 h), and one given while
-    // the customer authenticated must not answer the merchant's next try. Retries within this call share it.
+    // A key of this request's own: a provider may keep a refusal under its key (Stripe keeps a key's answer for
+    // 24 h), and one given while the customer authenticated must not answer the merchant's next try. Retries
+    // within this call share it.
     const key = providerIdempotencyKey(payment.id, "cancel-first", `${payment.attempt}.${randomUUID()}`);
     outcome = await provider.cancel(asked, key);
   } catch (error) {
@@ -59,20 +60,12 @@ export async function cancelAtProviderFirst(ctx: VerbContext, payment: PaymentRo
   }
   if (outcome.status === "canceled") return { kind: "canceled" };
   if (outcome.status === "requires_action") return { kind: "still_waiting" };
-  const action = "payment.cancel.refused";
-  // An authorization is reached through processing: requires_action may not jump to it (the database says so).
-  const settled =
-    outcome.status === "requires_capture"
-      ? (await settlePayment(ctx, payment.id, ["requires_action"], processingAt(outcome), action)) &&
-        (await settlePayment(ctx, payment.id, ["processing"], outcome, action))
-      : await settlePayment(ctx, payment.id, ["requires_action"], outcome, action);
+  const settled = await ctx.db.transaction((tx) =>
+    settleFromRequiresAction(tx, ctx, payment.id, outcome, "payment.cancel.refused"),
+  );
+  if (settled) await afterSettleCommit(ctx, settled);
   return { kind: "moved_on", status: settled?.status ?? outcome.status };
 }
-
-const processingAt = (outcome: ProviderOutcome): ProviderOutcome => ({
-  status: "processing",
-  providerPaymentId: outcome.providerPaymentId,
-});
 
 function unavailable(ctx: VerbContext, payment: PaymentRow, error: unknown): unknown {
   if (!(error instanceof ProviderError)) return error;

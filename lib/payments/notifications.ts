@@ -6,7 +6,7 @@ import { metrics } from "../telemetry/metrics.ts";
 import type { Actor, ServiceContext, VerbContext } from "./context.ts";
 import { settleRefund } from "./refunds.ts";
 import type { PaymentRow, RefundRow } from "./serialize.ts";
-import { afterSettleCommit, settleInTransaction } from "./settle.ts";
+import { afterSettleCommit, settleFromRequiresAction, settleInTransaction } from "./settle.ts";
 import { PAYMENT_STATUSES, PAYMENT_TRANSITIONS, type PaymentStatus } from "./state-machine.ts";
 
 /** What a notification did, decided inside the transaction that stored it. */
@@ -70,19 +70,9 @@ export async function applyNotification(
   if (last && n.occurredAt.getTime() < last.getTime()) return ignored("stale");
   const ctx = notificationContext(service, payment.merchant_id, provider, meta);
   const action = `payment.webhook.${outcome.status}`;
-  // An authorization of a payment waiting for 3-D Secure is reached through processing: requires_action may not
-  // jump to requires_capture (the database says so), as the sandbox's own 3-D Secure page does it too.
+  // An authorization of a payment waiting for 3-D Secure is reached through processing (settleFromRequiresAction).
   if (payment.status === "requires_action" && outcome.status === "requires_capture") {
-    const moved = await settleInTransaction(
-      tx,
-      ctx,
-      payment.id,
-      ["requires_action"],
-      { status: "processing", providerPaymentId: outcome.providerPaymentId },
-      action,
-    );
-    const settled =
-      moved && (await settleInTransaction(tx, ctx, payment.id, ["processing"], outcome, action));
+    const settled = await settleFromRequiresAction(tx, ctx, payment.id, outcome, action);
     return settled ? { status: "applied", payment: settled, ctx } : ignored("not_applicable");
   }
   const from = notificationFrom(outcome.status);

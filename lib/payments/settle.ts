@@ -44,6 +44,26 @@ export async function settlePayment(
   return row;
 }
 
+/**
+ * Settles a payment waiting for 3-D Secure (requires_action) with the provider's outcome. An authorization is
+ * reached through processing, as the state machine (and the database) require: requires_action may not jump to
+ * requires_capture. Returns the row after, or undefined when the payment was no longer in requires_action.
+ */
+export async function settleFromRequiresAction(
+  tx: Queryable,
+  ctx: VerbContext,
+  paymentId: string,
+  outcome: ProviderOutcome,
+  action: string,
+): Promise<PaymentRow | undefined> {
+  if (outcome.status !== "requires_capture") {
+    return settleInTransaction(tx, ctx, paymentId, ["requires_action"], outcome, action);
+  }
+  const processing = { status: "processing", providerPaymentId: outcome.providerPaymentId } as const;
+  const moved = await settleInTransaction(tx, ctx, paymentId, ["requires_action"], processing, action);
+  return moved && settleInTransaction(tx, ctx, paymentId, ["processing"], outcome, action);
+}
+
 /** What follows the commit of a payment settleInTransaction moved: caches, the dispatcher's wake-up, metrics. */
 export async function afterSettleCommit(ctx: VerbContext, row: PaymentRow): Promise<void> {
   await invalidateStatusCache(ctx, "payment", row.id);

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Cache } from "../../lib/cache/cache.ts";
 import { openCache } from "../../lib/cache/index.ts";
 import { metrics } from "../../lib/telemetry/metrics.ts";
 import { hostPort, redisSkipReason, TEST_REDIS_URL, waitForCache } from "../support/backends.ts";
@@ -145,43 +146,43 @@ describe.skipIf(noRedis)("when the network to Redis is cut and Redis keeps its d
     expect(await cached(t, payment.id)).not.toContain("requires_confirmation");
   });
 
-  it("replays an invalidation missed for longer than its own TTL, on an instance that wrote nothing else", async () => {
-    const keyPrefix = `cut-fresh-${randomBytes(4).toString("hex")}:`;
+  /**
+   * Two caches on one key prefix, one reaching Redis directly (the observer, another instance) and one through the
+   * proxy, whose write of "status" over the observer's "old" fails while the proxy is cut; then `after`.
+   */
+  async function withMissedWrite(ttlMs: number, after: (observer: Cache, cutOff: Cache) => Promise<void>) {
+    const keyPrefix = `cut-${randomBytes(4).toString("hex")}:`;
     const observer = await openCache({ redisUrl: TEST_REDIS_URL, redisKeyPrefix: keyPrefix });
-    const fresh = await openCache({ redisUrl: proxy.via(TEST_REDIS_URL), redisKeyPrefix: keyPrefix });
+    const cutOff = await openCache({ redisUrl: proxy.via(TEST_REDIS_URL), redisKeyPrefix: keyPrefix });
     try {
-      await Promise.all([waitForCache(observer), waitForCache(fresh)]);
+      await Promise.all([waitForCache(observer), waitForCache(cutOff)]);
       await observer.set("status", "old", 60_000);
       await proxy.cut();
-      // The 2 s marker an invalidation writes; the entry it replaces lives 60 s.
-      await expect(fresh.set("status", "marker", 2_000)).rejects.toThrow();
+      await expect(cutOff.set("status", "marker", ttlMs)).rejects.toThrow();
+      await after(observer, cutOff);
+    } finally {
+      await observer.close();
+      await cutOff.close();
+    }
+  }
+
+  it("replays an invalidation missed for longer than its own TTL, on an instance that wrote nothing else", async () => {
+    // The 2 s marker an invalidation writes; the entry it replaces lives 60 s.
+    await withMissedWrite(2_000, async (observer, fresh) => {
       await new Promise((resolve) => setTimeout(resolve, 2_500));
       await proxy.restore();
       await waitForCache(fresh);
       await expect.poll(() => observer.get("status"), { timeout: 5_000 }).not.toBe("old");
-    } finally {
-      await observer.close();
-      await fresh.close();
-    }
+    });
   });
 
   it("sends the invalidations it could not send before it closes, once the connection is back", async () => {
-    const keyPrefix = `cut-close-${randomBytes(4).toString("hex")}:`;
-    const observer = await openCache({ redisUrl: TEST_REDIS_URL, redisKeyPrefix: keyPrefix });
-    const closing = await openCache({ redisUrl: proxy.via(TEST_REDIS_URL), redisKeyPrefix: keyPrefix });
-    try {
-      await Promise.all([waitForCache(observer), waitForCache(closing)]);
-      await observer.set("status", "old", 60_000);
-      await proxy.cut();
-      await expect(closing.set("status", "marker", 60_000)).rejects.toThrow();
+    await withMissedWrite(60_000, async (observer, closing) => {
       await proxy.restore();
       // Shut down before any read made it replay: the write must not die with the process.
       await closing.close();
       expect(await observer.get("status")).toBe("marker");
-    } finally {
-      await observer.close();
-      await closing.close();
-    }
+    });
   });
 
   it("keeps answering, each request bounded, when Redis accepts connections but stops answering", async () => {
