@@ -110,12 +110,13 @@ VALUES ('sandbox.' || :p_id || '.authorize.1', 'sbx_' || :p_id, :p_id, 'authoriz
 ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
 RETURNING status, provider_payment_id;
 BEGIN;
-WITH locked_order AS (SELECT * FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = :p_id) FOR UPDATE)
+WITH locked_order AS (SELECT * FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = :p_id) FOR UPDATE),
+old AS (SELECT id, status AS previous_status FROM payments WHERE id = :p_id AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE)
 UPDATE payments p SET status = 'succeeded', provider_payment_id = COALESCE('sbx_' || :p_id, p.provider_payment_id),
   amount_captured = COALESCE(:p_amount, p.amount_captured), amount_capturable = COALESCE(0, p.amount_capturable),
   next_action = NULL, failure = NULL, processing_since = NULL, updated_at = now()
-FROM (SELECT id, status AS previous_status FROM payments WHERE id = :p_id AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE) old
-WHERE p.id = old.id AND p.status = ANY('{processing}'::text[])
+FROM old
+WHERE p.id = :p_id AND p.id = old.id AND old.previous_status = ANY('{processing}'::text[])
 RETURNING p.*, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order;
 WITH one AS (SELECT 1), ${answer("confirm", 200)}, ${changeCtes("payment_", "one", "payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", ":p_amount", "payment.succeeded")},
 paid AS (
