@@ -15,6 +15,8 @@ export interface DbConfig {
   poolMax: number;
   connectTimeoutMs: number;
   statementTimeoutMs: number;
+  /** Run parameterized statements as named (prepared) statements, parsed and planned once per connection. */
+  preparedStatements: boolean;
   /** TLS for the pg driver; false means plaintext (loopback, or a private in-cluster network). */
   ssl: DbTls | false;
   neonWsProxy?: string;
@@ -254,6 +256,7 @@ function dbConfig(e: ParsedEnv, env: Config["env"]): DbConfig {
     poolMax: e.DB_POOL_MAX ?? 5,
     connectTimeoutMs: e.DB_CONNECT_TIMEOUT_MS ?? 3_000,
     statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS ?? 5_000,
+    preparedStatements: e.DB_PREPARED_STATEMENTS !== "false" && e.DB_PREPARED_STATEMENTS !== "0",
     ssl: isPostgresUrl ? dbTls(e, url as string) : false,
     neonWsProxy: e.NEON_WS_PROXY,
     schema: e.DB_SCHEMA,

@@ -36,6 +36,7 @@ export function isUnavailable(error: unknown): boolean {
   if (code === "57014") return true; // statement timeout / query canceled
   // A deadlock victim or a serialization failure rolled back entirely: transient, safe to retry.
   if (code === "40P01" || code === "40001") return true;
+  if (isStalePlan(error)) return true;
   // The Neon driver rejects with the WebSocket's ErrorEvent, not an Error: read any message it carries.
   const message = (error as { message?: unknown } | null)?.message;
   return (
@@ -43,5 +44,19 @@ export function isUnavailable(error: unknown): boolean {
     /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|timeout|Connection terminated|Client has encountered a connection error|not queryable|closed|Unexpected server response: 5\d\d|attempts to open a WebSocket/i.test(
       message,
     )
+  );
+}
+
+/**
+ * A named statement whose result columns changed under it (a migration added a column to a table it reads with
+ * `*`): PostgreSQL refuses to run it again on that connection. Nothing ran, and the connection must be dropped;
+ * the same statement succeeds on a fresh one.
+ */
+export function isStalePlan(error: unknown): boolean {
+  const message = (error as { message?: unknown } | null)?.message;
+  return (
+    sqlState(error) === "0A000" &&
+    typeof message === "string" &&
+    message.includes("cached plan must not change result type")
   );
 }

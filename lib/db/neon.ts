@@ -58,5 +58,5 @@ export function openNeon(config: DbConfig): Db {
   // NeonPool sets its own Client class after the base constructor has read `options.Client`: replace it here.
   pool.Client = ConfiguredClient;
   pool.on("error", () => {});
-  return poolDb(pool as never, "neon");
+  return poolDb(pool as never, "neon", config.preparedStatements);
 }

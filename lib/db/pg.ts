@@ -2,22 +2,35 @@ import { readFileSync } from "node:fs";
 import type { ConnectionOptions } from "node:tls";
 import pg from "pg";
 import type { DbConfig, DbTls } from "../config/index.ts";
-import { type Db, isUnavailable, type Queryable, type QueryResult } from "./db.ts";
+import { type Db, isStalePlan, isUnavailable, type Queryable, type QueryResult } from "./db.ts";
+import { StatementNames } from "./statement-names.ts";
 
 // int8 as a JS number: amounts are bounded to 99 999 999 999, far inside Number.MAX_SAFE_INTEGER.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
 type PoolLike = Pick<pg.Pool, "query" | "connect" | "end">;
 
-/** node-postgres over TCP, and (through the same Pool API) the Neon serverless driver. */
-export function poolDb(pool: PoolLike, driver: Db["driver"]): Db {
-  const run = async <T>(q: Pick<pg.ClientBase, "query">, sql: string, params?: unknown[]) => {
-    const result = await q.query(sql, params);
+/**
+ * node-postgres over TCP, and (through the same Pool API) the Neon serverless driver. Statements with parameters
+ * run as named statements when `prepared` is set (see StatementNames); a pooler that does not keep them per client
+ * (PgBouncer in transaction mode before 1.21, or with max_prepared_statements = 0) needs it off.
+ */
+export function poolDb(pool: PoolLike, driver: Db["driver"], prepared: boolean): Db {
+  const names = prepared ? new StatementNames() : undefined;
+  const run = async <T>(q: Pick<pg.ClientBase, "query">, sql: string, params?: unknown[], named = true) => {
+    const name = named && params ? names?.nameOf(sql) : undefined;
+    const result = await q.query(name ? { name, text: sql, values: params } : sql, name ? undefined : params);
     return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 } satisfies QueryResult<T>;
   };
   return {
     driver,
-    query: (sql, params) => run(pool, sql, params),
+    // Outside a transaction a stale named statement is simply run again unnamed: the pool has already dropped
+    // the connection it failed on, and nothing ran. Inside one, the transaction fails as unavailable (503).
+    query: <T>(sql: string, params?: unknown[]) =>
+      run<T>(pool, sql, params).catch((error: unknown) => {
+        if (!isStalePlan(error)) throw error;
+        return run<T>(pool, sql, params, false);
+      }),
     exec: async (sql) => {
       await pool.query(sql);
     },
@@ -139,5 +152,5 @@ export function openPg(config: DbConfig): Db {
   const pool = new pg.Pool(poolOptions(config));
   // An idle client's error (server restart) must not crash the process; the pool replaces the client.
   pool.on("error", () => {});
-  return poolDb(pool, "pg");
+  return poolDb(pool, "pg", config.preparedStatements);
 }

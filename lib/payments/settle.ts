@@ -72,6 +72,34 @@ export async function afterSettleCommit(ctx: VerbContext, row: PaymentRow): Prom
   countOutcome(row);
 }
 
+/**
+ * One statement locks the order, then moves the payment: every transaction that locks an order and one of its
+ * payments takes the order first (confirm, capture and order cancel do), or a settle holding its payment while
+ * waiting for the order deadlocks with a confirm of a sibling payment. The order's lock sits in the payment
+ * lock's condition, so it is taken before the payment row is; the order row comes back for the order's event.
+ * The status is checked on the locked row (a CTE, which no condition is pushed into), never as a condition on
+ * `payments` itself: the planner would then weigh the partial indexes on status, and while the statistics say
+ * few payments have settled (a young table) it picks one and reads every settled payment on each settle.
+ */
+export const SETTLE_STATEMENT = `WITH locked_order AS (
+    SELECT * FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE
+  ), old AS (
+    SELECT id, status AS previous_status FROM payments
+    WHERE id = $1 AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE
+  )
+  UPDATE payments p SET
+    status = $3,
+    provider_payment_id = COALESCE($4, p.provider_payment_id),
+    amount_captured = COALESCE($5, p.amount_captured),
+    amount_capturable = COALESCE($6, p.amount_capturable),
+    next_action = $7,
+    failure = $8,
+    processing_since = CASE WHEN $3 = 'processing' THEN COALESCE(p.processing_since, now()) ELSE NULL END,
+    updated_at = now()
+  FROM old
+  WHERE p.id = $1 AND p.id = old.id AND old.previous_status = ANY($2::text[])
+  RETURNING p.*, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order`;
+
 export async function settleInTransaction(
   tx: Queryable,
   ctx: VerbContext,
@@ -82,45 +110,18 @@ export async function settleInTransaction(
   options: SettleOptions & { onAnswerStored?: () => void } = {},
 ): Promise<PaymentRow | undefined> {
   const fields = outcomeFields(outcome);
-  // One statement locks the order, then moves the payment: every transaction that locks an order and one of its
-  // payments takes the order first (confirm, capture and order cancel do), or a settle holding its payment while
-  // waiting for the order deadlocks with a confirm of a sibling payment. The order's lock sits in the payment
-  // lock's condition, so it is taken before the payment row is; the order row comes back for the order's event.
-  // The status is checked on the locked row (a CTE, which no condition is pushed into), never as a condition on
-  // `payments` itself: the planner would then weigh the partial indexes on status, and while the statistics say
-  // few payments have settled (a young table) it picks one and reads every settled payment on each settle.
   const { rows } = await tx.query<
     PaymentRow & { previous_status: PaymentStatus; locked_order: OrderRow | null }
-  >(
-    `WITH locked_order AS (
-       SELECT * FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE
-     ), old AS (
-       SELECT id, status AS previous_status FROM payments
-       WHERE id = $1 AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE
-     )
-     UPDATE payments p SET
-       status = $3,
-       provider_payment_id = COALESCE($4, p.provider_payment_id),
-       amount_captured = COALESCE($5, p.amount_captured),
-       amount_capturable = COALESCE($6, p.amount_capturable),
-       next_action = $7,
-       failure = $8,
-       processing_since = CASE WHEN $3 = 'processing' THEN COALESCE(p.processing_since, now()) ELSE NULL END,
-       updated_at = now()
-     FROM old
-     WHERE p.id = $1 AND p.id = old.id AND old.previous_status = ANY($2::text[])
-     RETURNING p.*, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order`,
-    [
-      paymentId,
-      from,
-      fields.status,
-      fields.providerPaymentId ?? null,
-      fields.amountCaptured ?? null,
-      fields.amountCapturable ?? null,
-      fields.nextAction ? JSON.stringify(fields.nextAction) : null,
-      fields.failure ? JSON.stringify(fields.failure) : null,
-    ],
-  );
+  >(SETTLE_STATEMENT, [
+    paymentId,
+    from,
+    fields.status,
+    fields.providerPaymentId ?? null,
+    fields.amountCaptured ?? null,
+    fields.amountCapturable ?? null,
+    fields.nextAction ? JSON.stringify(fields.nextAction) : null,
+    fields.failure ? JSON.stringify(fields.failure) : null,
+  ]);
   const moved = rows[0];
   if (!moved) return undefined;
   const { locked_order: lockedOrder, ...payment } = moved;

@@ -37,7 +37,7 @@ export function pgConfig(url: string, env: Env = {}): DbConfig {
 export function testConnection(url: string): Db {
   const pool = new pg.Pool({ connectionString: url, max: 2, application_name: "reliability-test" });
   pool.on("error", () => {});
-  return poolDb(pool, "pg");
+  return poolDb(pool, "pg", false);
 }
 
 export async function createDatabase(

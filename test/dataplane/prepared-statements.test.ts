@@ -1,0 +1,63 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { isUnavailable } from "../../lib/db/db.ts";
+import { type BackendDb, openBackendDb, postgresSkipReason, serverBackends } from "../support/backends.ts";
+
+const skip = await postgresSkipReason();
+if (skip) process.stderr.write(`test/dataplane/prepared-statements: ${skip}\n`);
+
+const ADD_ONE = "SELECT $1::int + 1 AS n";
+const preparedTexts = (db: BackendDb) =>
+  db
+    .query<{ statement: string }>("SELECT statement FROM pg_prepared_statements")
+    .then(({ rows }) => rows.map((row) => row.statement));
+
+describe.skipIf(skip).each(serverBackends())("named statements through the %s driver", (driver) => {
+  let db: BackendDb | undefined;
+  afterEach(async () => {
+    await db?.close();
+    db = undefined;
+  });
+  // One connection, so that what one statement prepares the next one sees.
+  const open = (env: Record<string, string> = {}) =>
+    openBackendDb(driver, { env: { DB_POOL_MAX: "1", ...env } }).then((opened) => {
+      db = opened;
+      return opened;
+    });
+
+  it("prepares a parameterized statement once on its connection and reuses it", async () => {
+    const db = await open();
+    expect((await db.query<{ n: number }>(ADD_ONE, [1])).rows).toEqual([{ n: 2 }]);
+    expect((await db.query<{ n: number }>(ADD_ONE, [41])).rows).toEqual([{ n: 42 }]);
+    const texts = await preparedTexts(db);
+    expect(texts.filter((text) => text === ADD_ONE)).toHaveLength(1);
+    // Statements without parameters (BEGIN, migrations' scripts) stay unnamed.
+    expect(texts).not.toContain("SELECT 1");
+  });
+
+  it("prepares nothing with DB_PREPARED_STATEMENTS=false", async () => {
+    const db = await open({ DB_PREPARED_STATEMENTS: "false" });
+    await db.query(ADD_ONE, [1]);
+    await db.transaction((tx) => tx.query(ADD_ONE, [2]));
+    expect(await preparedTexts(db)).toEqual([]);
+  });
+
+  it("runs a statement again when a migration changed the columns it returns", async () => {
+    const db = await open();
+    await db.exec("CREATE TABLE widened (id int PRIMARY KEY); INSERT INTO widened VALUES (1)");
+    const read = "SELECT * FROM widened WHERE id = $1";
+    expect((await db.query(read, [1])).rows).toEqual([{ id: 1 }]);
+    await db.exec("ALTER TABLE widened ADD COLUMN note text DEFAULT 'added'");
+
+    // Outside a transaction: run again unnamed on a fresh connection, the caller never sees it.
+    expect((await db.query(read, [1])).rows).toEqual([{ id: 1, note: "added" }]);
+
+    // Inside one: the transaction fails as unavailable (503, retry) and its connection is dropped.
+    await db.query(read, [1]); // prepared again on the new connection
+    await db.exec("ALTER TABLE widened ADD COLUMN later int DEFAULT 7");
+    const failed = await db.transaction((tx) => tx.query(read, [1])).catch((error: unknown) => error);
+    expect(failed).toMatchObject({ code: "0A000" });
+    expect(isUnavailable(failed)).toBe(true);
+    const again = await db.transaction((tx) => tx.query(read, [1]));
+    expect(again.rows).toEqual([{ id: 1, note: "added", later: 7 }]);
+  });
+});
