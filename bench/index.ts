@@ -402,14 +402,10 @@ async function main(): Promise<number> {
         const seconds = Math.max(1, options.refDuration);
         log(`pgbench: ${options.pool} clients, ${seconds} s per script`);
         await preparePgbench(database.url, seconds);
-        const pgConfirm = await runPgbench(database.url, CONFIRM_SCRIPT, {
-          clients: options.pool,
-          durationSeconds: seconds,
-        });
-        const pgFlow = await runPgbench(database.url, FLOW_SCRIPT, {
-          clients: options.pool,
-          durationSeconds: seconds,
-        });
+        const prepared = !["false", "0"].includes(options.serviceEnv.DB_PREPARED_STATEMENTS ?? "true");
+        const run = { clients: options.pool, durationSeconds: seconds, prepared };
+        const pgConfirm = await runPgbench(database.url, CONFIRM_SCRIPT, run);
+        const pgFlow = await runPgbench(database.url, FLOW_SCRIPT, run);
         const c = results.references.confirm;
         if (c) {
           c.pgbench_confirm = pgConfirm;

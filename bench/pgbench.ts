@@ -184,6 +184,8 @@ ANALYZE ${SCHEMA}.payments;
 
 export interface PgbenchResult {
   clients: number;
+  /** pgbench's query mode: prepared (named statements) or extended. */
+  mode: string;
   transactions_per_second: number;
   latency_avg_ms: number | null;
   transactions: number;
@@ -197,13 +199,14 @@ export async function preparePgbench(dbUrl: string, durationSeconds: number): Pr
 }
 
 /**
- * Runs a script with as many clients as the service's pool has connections, over the extended query protocol
- * (parameters bound per execution, no named prepared statements: what node-postgres sends).
+ * Runs a script with as many clients as the service's pool has connections, sending its statements as the service
+ * does: named statements parsed once per connection (`-M prepared`, the default), or with DB_PREPARED_STATEMENTS
+ * off, unnamed ones parsed and planned on every execution (`-M extended`).
  */
 export async function runPgbench(
   dbUrl: string,
   script: string,
-  options: { clients: number; durationSeconds: number },
+  options: { clients: number; durationSeconds: number; prepared: boolean },
 ): Promise<PgbenchResult> {
   const dir = await mkdtemp(join(tmpdir(), "pgbench-"));
   try {
@@ -216,7 +219,7 @@ export async function runPgbench(
       [
         "-n",
         "-M",
-        "extended",
+        options.prepared ? "prepared" : "extended",
         "-c",
         String(options.clients),
         "-j",
@@ -247,6 +250,7 @@ export async function runPgbench(
     };
     return {
       clients: options.clients,
+      mode: options.prepared ? "prepared" : "extended",
       transactions_per_second: round(number(/tps = ([\d.]+)/) ?? 0, 0),
       latency_avg_ms: number(/latency average = ([\d.]+) ms/),
       transactions: number(/actually processed: (\d+)/) ?? 0,

@@ -277,7 +277,7 @@ export function markdown(r: BenchResults): string {
       ] as const) {
         if (p) {
           out.push(
-            `${label}: ${num(p.transactions_per_second)} scripts/s, average ${ms(p.latency_avg_ms)} ms, ` +
+            `${label} (-M ${p.mode}): ${num(p.transactions_per_second)} scripts/s, average ${ms(p.latency_avg_ms)} ms, ` +
               `${p.failed} failed; ${usageLine(p.usage)}. ${costLine(p.usage, p.transactions_per_second, "script")}`,
             "",
           );
