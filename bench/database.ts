@@ -49,3 +49,39 @@ export async function execSql(url: string, sql: string): Promise<void> {
     await client.end();
   }
 }
+
+/**
+ * Orders with a payment waiting for its confirm, written straight into the service's tables of the scratch
+ * database, as pgbench's set-up writes its own: the confirm reference then measures confirms alone on both sides.
+ * Spread over the merchants, in random id order.
+ */
+export async function seedUnconfirmedPayments(
+  url: string,
+  merchantIds: string[],
+  count: number,
+): Promise<{ id: string; merchantId: string }[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query("BEGIN");
+    await client.query(
+      `INSERT INTO orders (id, merchant_id, amount, currency, description)
+       SELECT 'ord_' || md5('bench-order-' || g), ($1::text[])[1 + g % cardinality($1::text[])], 1000 + g % 5000,
+              'USD', 'Load test order (USD)'
+       FROM generate_series(1, $2::int) g`,
+      [merchantIds, count],
+    );
+    const { rows } = await client.query<{ id: string; merchant_id: string }>(
+      `INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method)
+       SELECT 'pay_' || md5('bench-payment-' || g), o.merchant_id, o.id, o.amount, o.currency, 'sandbox', 'pm_card_visa'
+       FROM generate_series(1, $1::int) g JOIN orders o ON o.id = 'ord_' || md5('bench-order-' || g)
+       RETURNING id, merchant_id`,
+      [count],
+    );
+    await client.query("COMMIT");
+    await client.query("ANALYZE orders; ANALYZE payments");
+    return rows.map((row) => ({ id: row.id, merchantId: row.merchant_id }));
+  } finally {
+    await client.end();
+  }
+}

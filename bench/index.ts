@@ -12,16 +12,16 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { mintToken } from "../lib/runtime/dev-token.ts";
 import { type Child, freePort, functionsFrameworkBin, startChild, stopAllChildren } from "./children.ts";
-import { createScratchDatabase, type ScratchDatabase } from "./database.ts";
+import { createScratchDatabase, type ScratchDatabase, seedUnconfirmedPayments } from "./database.ts";
 import { type FixedRequest, fixedLoad } from "./fixed-load.ts";
 import { type Merchant, MIX, pickWeighted } from "./journeys.ts";
-import { runClosedLoop, seedPayments } from "./load.ts";
+import { type PreparedPayment, runClosedLoop, seedPayments } from "./load.ts";
 import { type Phase, parseOptions } from "./options.ts";
 import { CONFIRM_SCRIPT, FLOW_SCRIPT, preparePgbench, runPgbench } from "./pgbench.ts";
 import { machine, startUsage, type Usage } from "./proc.ts";
 import { summarizeProfile } from "./profile.ts";
 import { countKeys, deleteKeys, redisReachable } from "./redis-keys.ts";
-import { type BenchResults, fixedRatio, markdown, ratio } from "./report.ts";
+import { type BenchResults, type ConfirmOnly, fixedRatio, markdown, ratio } from "./report.ts";
 import { JWT_SECRET, LOG_LEVEL, RATE_LIMIT, type ServiceBackends, serviceEnv } from "./service-env.ts";
 import { evaluateTargets } from "./targets.ts";
 
@@ -291,26 +291,26 @@ async function main(): Promise<number> {
         };
       }
       if (wants("confirm")) {
-        log(`confirm loop: ${options.refConnections} users`);
-        let usage: { stop: () => Usage } | undefined;
-        let used: Usage | null = null;
-        const summary = await runClosedLoop({
-          port: service.port,
-          users: options.refConnections,
-          warmupSeconds: options.refWarmup + 1,
-          durationSeconds: options.refDuration,
-          merchants,
-          pick: () => "confirm_flow",
-          onWindowOpen: () => {
-            usage = startUsage(service.pid);
-          },
-          onWindowClose: () => {
-            used = usage?.stop() ?? null;
-          },
-        });
-        const confirm = summary.steps.confirm ?? null;
-        results.references.confirm = {
-          service: {
+        const loop = async (scenario: "confirm_flow" | "confirm_prepared", prepared?: PreparedPayment[]) => {
+          let usage: { stop: () => Usage } | undefined;
+          let used: Usage | null = null;
+          const summary = await runClosedLoop({
+            port: service.port,
+            users: options.refConnections,
+            warmupSeconds: options.refWarmup + 1,
+            durationSeconds: options.refDuration,
+            merchants,
+            pick: () => scenario,
+            prepared,
+            onWindowOpen: () => {
+              usage = startUsage(service.pid);
+            },
+            onWindowClose: () => {
+              used = usage?.stop() ?? null;
+            },
+          });
+          const confirm = summary.steps.confirm ?? null;
+          return {
             users: options.refConnections,
             confirms_per_second: confirm
               ? Math.round((confirm.requests - confirm.errors) / summary.seconds)
@@ -318,8 +318,28 @@ async function main(): Promise<number> {
             confirm,
             errors: summary.total.errors,
             error_kinds: summary.error_kinds,
-            usage: used,
-          },
+            usage: used as Usage | null,
+          };
+        };
+        log(`create → confirm loop: ${options.refConnections} users`);
+        const flow = await loop("confirm_flow");
+        let confirmOnly: ConfirmOnly | null = null;
+        if (database) {
+          // More than the loop can confirm in its time (pgbench's set-up is sized the same way).
+          const count = Math.max(2_000, (options.refWarmup + 1 + options.refDuration) * 2_000);
+          log(`confirm loop: ${options.refConnections} users, ${count} payments created beforehand`);
+          const byId = new Map(merchants.map((m) => [m.id, m]));
+          const prepared = (await seedUnconfirmedPayments(database.url, [...byId.keys()], count)).map(
+            (p) => ({
+              id: p.id,
+              merchant: byId.get(p.merchantId) as Merchant,
+            }),
+          );
+          confirmOnly = { ...(await loop("confirm_prepared", prepared)), ran_out: prepared.length === 0 };
+        }
+        results.references.confirm = {
+          service: flow,
+          confirm_only: confirmOnly,
           pgbench_confirm: null,
           pgbench_flow: null,
           confirm_vs_pgbench: null,
@@ -410,7 +430,9 @@ async function main(): Promise<number> {
         if (c) {
           c.pgbench_confirm = pgConfirm;
           c.pgbench_flow = pgFlow;
-          c.confirm_vs_pgbench = ratio(c.service.confirms_per_second, pgConfirm.transactions_per_second);
+          c.confirm_vs_pgbench = c.confirm_only
+            ? ratio(c.confirm_only.confirms_per_second, pgConfirm.transactions_per_second)
+            : null;
           c.flow_vs_pgbench = ratio(c.service.confirms_per_second, pgFlow.transactions_per_second);
         } else {
           results.references.confirm = {
@@ -422,6 +444,7 @@ async function main(): Promise<number> {
               error_kinds: {},
               usage: null,
             },
+            confirm_only: null,
             pgbench_confirm: pgConfirm,
             pgbench_flow: pgFlow,
             confirm_vs_pgbench: null,
@@ -442,6 +465,7 @@ async function main(): Promise<number> {
   results.unexpected_errors =
     (results.mix?.total.errors ?? 0) +
     (results.references.confirm?.service.errors ?? 0) +
+    (results.references.confirm?.confirm_only?.errors ?? 0) +
     [
       results.references.http?.bare_node_http,
       results.references.http?.health,

@@ -14,7 +14,7 @@ export const MIX = [
   ["health", 0.05],
 ] as const;
 
-export type Scenario = (typeof MIX)[number][0] | "confirm_flow";
+export type Scenario = (typeof MIX)[number][0] | "confirm_flow" | "confirm_prepared";
 
 export interface Merchant {
   id: string;
@@ -203,7 +203,7 @@ export class Api {
 }
 
 /** Each journey resolves true when it ran to its end. */
-export const JOURNEYS: Record<Scenario, (api: Api) => Promise<boolean>> = {
+export const JOURNEYS: Record<Scenario, (api: Api, prepared?: Json) => Promise<boolean>> = {
   /** 70 %: create order, create payment, confirm; succeeded or failed as the test card says. */
   async payment_flow(api) {
     const order = await api.createOrder();
@@ -257,5 +257,10 @@ export const JOURNEYS: Record<Scenario, (api: Api) => Promise<boolean>> = {
     const payment = await api.createPayment(order, "pm_card_visa");
     if (!payment) return false;
     return (await api.confirm(payment)) !== undefined;
+  },
+
+  /** The confirm reference beside pgbench's confirm script: a payment created beforehand, confirmed. */
+  async confirm_prepared(api, prepared) {
+    return prepared !== undefined && (await api.confirm(prepared)) !== undefined;
   },
 };

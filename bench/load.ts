@@ -3,6 +3,12 @@ import { HttpClient } from "./http-client.ts";
 import { Api, JOURNEYS, type Merchant, type Scenario } from "./journeys.ts";
 import { Recorder, type RunSummary } from "./recorder.ts";
 
+/** A payment waiting for its confirm, and the merchant whose token may confirm it. */
+export interface PreparedPayment {
+  id: string;
+  merchant: Merchant;
+}
+
 export interface ClosedLoopOptions {
   port: number;
   /** Virtual users, each with its own keep-alive connection, each running one journey after another. */
@@ -11,6 +17,8 @@ export interface ClosedLoopOptions {
   durationSeconds: number;
   merchants: Merchant[];
   pick: () => Scenario;
+  /** Payments created beforehand, taken one per confirm_prepared journey; a user finding none left stops. */
+  prepared?: PreparedPayment[];
   /** Called when the measured window opens and closes (to sample CPU over exactly that window). */
   onWindowOpen?: () => void;
   onWindowClose?: () => void;
@@ -39,10 +47,16 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<RunSumm
     await sleep((index * rampMs) / options.users);
     while (performance.now() < windowEnd) {
       const scenario = options.pick();
-      const merchant = options.merchants[Math.floor(Math.random() * options.merchants.length)] as Merchant;
+      const prepared = scenario === "confirm_prepared" ? options.prepared?.shift() : undefined;
+      if (scenario === "confirm_prepared" && !prepared) break;
+      const merchant =
+        prepared?.merchant ??
+        (options.merchants[Math.floor(Math.random() * options.merchants.length)] as Merchant);
       const api = new Api(client, recorder, scenario, merchant, windowEnd);
       const started = performance.now();
-      if (await JOURNEYS[scenario](api)) recorder.journey(scenario, started, performance.now());
+      if (await JOURNEYS[scenario](api, prepared && { id: prepared.id })) {
+        recorder.journey(scenario, started, performance.now());
+      }
       // A failing service answers at once: without a pause each user would spin and flood the error counts.
       else if (api.lastError !== undefined) await sleep(20);
     }

@@ -88,6 +88,7 @@ describe("bench --smoke --embedded", () => {
     expect(http.get_payment_cache_hit.cache_hit_ratio).toBeGreaterThan(0.5);
     expect(confirm.service.errors).toBe(0);
     expect(confirm.pgbench_confirm).toBeNull(); // no PostgreSQL server with --embedded
+    expect(confirm.confirm_only).toBeNull(); // its payments are written into PostgreSQL beforehand
     expect(runtimes.functions_framework.requests_per_second).toBeGreaterThan(0);
     expect(runtimes.fast_node_server.requests_per_second).toBeGreaterThan(0);
     expect(results.skipped.join(" ")).toMatch(/pgbench/);
