@@ -15,7 +15,7 @@ import { type Child, freePort, functionsFrameworkBin, startChild, stopAllChildre
 import { createScratchDatabase, type ScratchDatabase, seedUnconfirmedPayments } from "./database.ts";
 import { type FixedRequest, fixedLoad } from "./fixed-load.ts";
 import { type Merchant, MIX, pickWeighted } from "./journeys.ts";
-import { type PreparedPayment, runClosedLoop, seedPayments } from "./load.ts";
+import { type PreparedPayment, runClosedLoop, runPacedMix, seedPayments } from "./load.ts";
 import { type Phase, parseOptions } from "./options.ts";
 import { CONFIRM_SCRIPT, FLOW_SCRIPT, preparePgbench, runPgbench } from "./pgbench.ts";
 import { machine, startUsage, type Usage } from "./proc.ts";
@@ -120,6 +120,7 @@ async function main(): Promise<number> {
         "most about one core, PostgreSQL and Redis share the same cores; each run reports who used how much.",
     },
     mix: null,
+    paced: null,
     references: { http: null, confirm: null, runtimes: null },
     targets: [],
     unexpected_errors: 0,
@@ -246,6 +247,35 @@ async function main(): Promise<number> {
       if (options.smoke && !profileDir) kept = service;
       else await stop(service);
       if (profileDir) results.profiles.mix = await profileIn(profileDir, results.skipped);
+    }
+
+    // 1b. The paced mix: the same journeys arriving at a fixed rate, pausing between steps as users do.
+    if (wants("paced")) {
+      const service = kept ?? track(await startService(backends, "service (paced mix)"));
+      kept = undefined;
+      // Sessions last seconds (a payment flow pauses 3–8 s): the window opens once as many are open as will be.
+      const warmup = options.smoke ? options.warmup : Math.max(options.warmup, 10);
+      let usage: { stop: () => Usage } | undefined;
+      let used: Usage | null = null;
+      log(`paced mix: ${options.rate} journeys/s, ${warmup} s warm-up + ${options.duration} s measured`);
+      const summary = await runPacedMix({
+        port: service.port,
+        rate: options.rate,
+        connections: options.connections,
+        warmupSeconds: warmup,
+        durationSeconds: options.duration,
+        merchants,
+        pick: () => pickWeighted(MIX),
+        onWindowOpen: () => {
+          usage = startUsage(service.pid);
+        },
+        onWindowClose: () => {
+          used = usage?.stop() ?? null;
+        },
+      });
+      results.paced = { ...summary, rate: options.rate, connections: options.connections, usage: used };
+      if (options.smoke) kept = service;
+      else await stop(service);
     }
 
     // 2. A second service for the references: cache-hit reads, /health, the confirm loop.
@@ -464,6 +494,7 @@ async function main(): Promise<number> {
 
   results.unexpected_errors =
     (results.mix?.total.errors ?? 0) +
+    (results.paced?.total.errors ?? 0) +
     (results.references.confirm?.service.errors ?? 0) +
     (results.references.confirm?.confirm_only?.errors ?? 0) +
     [

@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { THINK, type ThinkRange } from "../k6/think-times.ts";
 import type { HttpClient } from "./http-client.ts";
 import type { Recorder } from "./recorder.ts";
 
@@ -71,6 +73,16 @@ function problemOf(status: number, json: Json | undefined): string {
   return `${status} ${String(json?.code ?? "")}${fields ? ` (${fields})` : ""}`.trim();
 }
 
+/** The pause before each step, as the k6 journeys take it (k6/journeys.ts); a journey's first step has none. */
+const PAUSE_BEFORE: Record<string, ThinkRange> = {
+  create_payment: THINK.checkout,
+  confirm: THINK.confirm,
+  cancel_payment: THINK.cancel,
+  cancel_order: THINK.detail,
+  list_orders: THINK.page,
+  get_order: THINK.detail,
+};
+
 /** What went wrong with an answer, in a few words that group well (status and problem code), or undefined. */
 type Check = (json: Json) => string | undefined;
 
@@ -80,13 +92,16 @@ type Check = (json: Json) => string | undefined;
  */
 export class Api {
   lastError: string | undefined;
+  private calls = 0;
 
+  /** thinkScale: 1 pauses between steps as a real user would (the paced mix), 0 goes straight on. */
   constructor(
     private readonly client: HttpClient,
     private readonly recorder: Recorder,
     private readonly scenario: Scenario,
     private readonly merchant: Merchant,
     private readonly stopAt: number,
+    private readonly thinkScale = 0,
   ) {}
 
   private async call(
@@ -97,6 +112,12 @@ export class Api {
     expected: number,
     check: Check,
   ): Promise<Json | undefined> {
+    const pause = PAUSE_BEFORE[step];
+    if (this.calls++ > 0 && this.thinkScale > 0 && pause) {
+      const [min, max] = pause;
+      const ms = (min + Math.random() * (max - min)) * 1000 * this.thinkScale;
+      await sleep(Math.max(0, Math.min(ms, this.stopAt - performance.now())));
+    }
     if (performance.now() >= this.stopAt) return undefined;
     const headers: Record<string, string> = {
       Authorization: `Bearer ${this.merchant.token}`,

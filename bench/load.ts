@@ -70,6 +70,84 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<RunSumm
   return recorder.summary();
 }
 
+export interface PacedMixOptions {
+  port: number;
+  /** Journeys started per second, whatever the service's pace (an open model, as k6's constant-arrival-rate). */
+  rate: number;
+  /** Connections the sessions share (at most one request in flight on each). */
+  connections: number;
+  warmupSeconds: number;
+  durationSeconds: number;
+  merchants: Merchant[];
+  pick: () => Scenario;
+  onWindowOpen?: () => void;
+  onWindowClose?: () => void;
+}
+
+/**
+ * The mix as users offer it: journeys arrive at a fixed rate and pause between steps for the k6 think times, so a
+ * rate below the service's capacity measures the latency its users see at that load, and the open sessions
+ * (arrival rate × session length) are the seed's concurrent users. A service that falls behind is not given
+ * relief: arrivals keep coming, and requests queue for a connection with the clock running.
+ */
+export async function runPacedMix(options: PacedMixOptions): Promise<RunSummary & { sessions: Sessions }> {
+  const client = new HttpClient(options.port, options.connections);
+  const recorder = new Recorder();
+  const start = performance.now();
+  const windowStart = start + options.warmupSeconds * 1000;
+  const windowEnd = windowStart + options.durationSeconds * 1000;
+  recorder.open(windowStart);
+  recorder.close(windowEnd);
+  const timers = [
+    setTimeout(() => options.onWindowOpen?.(), windowStart - start),
+    setTimeout(() => options.onWindowClose?.(), windowEnd - start),
+  ];
+  const sessions = { open: 0, max: 0, sampled: [] as number[] };
+  const sampler = setInterval(() => {
+    if (performance.now() >= windowStart) sessions.sampled.push(sessions.open);
+  }, 250);
+  const running = new Set<Promise<void>>();
+  const journey = async () => {
+    const scenario = options.pick();
+    const merchant = options.merchants[Math.floor(Math.random() * options.merchants.length)] as Merchant;
+    const api = new Api(client, recorder, scenario, merchant, windowEnd, 1);
+    const started = performance.now();
+    sessions.open++;
+    if (started >= windowStart) sessions.max = Math.max(sessions.max, sessions.open);
+    try {
+      if (await JOURNEYS[scenario](api)) recorder.journey(scenario, started, performance.now());
+    } finally {
+      sessions.open--;
+    }
+  };
+  try {
+    const interval = 1000 / options.rate;
+    let due = start;
+    while (due < windowEnd) {
+      // Every arrival that is due starts now: a late timer does not lower the rate.
+      while (due <= performance.now() && due < windowEnd) {
+        const done = journey().finally(() => running.delete(done));
+        running.add(done);
+        due += interval;
+      }
+      await sleep(Math.max(1, due - performance.now()));
+    }
+    await Promise.all(running);
+  } finally {
+    for (const t of timers) clearTimeout(t);
+    clearInterval(sampler);
+    client.close();
+  }
+  const mean = sessions.sampled.reduce((sum, n) => sum + n, 0) / Math.max(1, sessions.sampled.length);
+  return { ...recorder.summary(), sessions: { mean: Math.round(mean), max: sessions.max } };
+}
+
+/** Sessions (journeys under way, pauses included) open at once over the measured window. */
+export interface Sessions {
+  mean: number;
+  max: number;
+}
+
 /** Pays `count` orders through the API (spread over the merchants) and returns the payments, for read tests. */
 export async function seedPayments(
   port: number,

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 
-export const PHASES = ["mix", "http", "confirm", "runtimes", "pgbench"] as const;
+export const PHASES = ["mix", "paced", "http", "confirm", "runtimes", "pgbench"] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface BenchOptions {
@@ -14,6 +14,8 @@ export interface BenchOptions {
   connections: number;
   /** Measured seconds of the mix, after the warm-up. */
   duration: number;
+  /** Journeys started per second by the paced mix (users pausing between steps, k6's think times). */
+  rate: number;
   warmup: number;
   /** Connections and seconds of the reference runs (ceilings, confirm loop, runtimes). */
   refConnections: number;
@@ -42,6 +44,8 @@ const USAGE = `npm run bench -- [options]
   --connections N       concurrent users of the mix (default 1000; smoke 10)
   --duration S          measured seconds of the mix (default 20; smoke 2)
   --warmup S            warm-up seconds before measuring, excluded (default 5; smoke 1)
+  --rate N              journeys started per second by the paced mix, which pauses between steps for k6's think
+                        times (default 200, k6/mix.ts's default load: about 600 req/s, 1000 sessions; smoke 5)
   --ref-connections N   connections of the reference runs (default 100; smoke 10)
   --ref-duration S      measured seconds of each reference run (default 8; smoke 1)
   --pool N              the service's DB_POOL_MAX and pgbench's client count (default 10)
@@ -66,6 +70,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       embedded: { type: "boolean", default: false },
       connections: { type: "string" },
       duration: { type: "string" },
+      rate: { type: "string" },
       warmup: { type: "string" },
       "ref-connections": { type: "string" },
       "ref-duration": { type: "string" },
@@ -109,6 +114,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     build: !values["no-build"],
     connections: Math.floor(number("connections", values.connections, smoke ? 10 : 1000, 1)),
     duration: number("duration", values.duration, smoke ? 2 : 20, 0.5),
+    rate: number("rate", values.rate, smoke ? 5 : 200, 0.1),
     warmup: number("warmup", values.warmup, smoke ? 1 : 5),
     refConnections: Math.floor(number("ref-connections", values["ref-connections"], smoke ? 10 : 100, 1)),
     refDuration: number("ref-duration", values["ref-duration"], smoke ? 1 : 8, 0.5),

@@ -1,4 +1,5 @@
 import type { FixedResult } from "./fixed-load.ts";
+import type { Sessions } from "./load.ts";
 import type { PgbenchResult } from "./pgbench.ts";
 import type { Machine, Usage } from "./proc.ts";
 import { type ProfileSummary, profileMarkdown } from "./profile.ts";
@@ -60,6 +61,10 @@ export interface BenchResults {
     cores: string;
   };
   mix: (RunSummary & { users: number; warmup_seconds: number; usage: Usage | null }) | null;
+  /** The paced (open-model) mix; absent from results written before it existed. */
+  paced?:
+    | (RunSummary & { rate: number; connections: number; sessions: Sessions; usage: Usage | null })
+    | null;
   references: {
     http: {
       bare_node_http: FixedResult;
@@ -143,16 +148,41 @@ const byCpu = (r: Ratio | null | undefined) =>
 function contention(r: BenchResults): number {
   const usages: (Usage | null | undefined)[] = [
     r.mix?.usage,
+    r.paced?.usage,
     r.references.http?.bare_node_http.usage,
     r.references.http?.health.usage,
     r.references.http?.get_payment_cache_hit.usage,
     r.references.confirm?.service.usage,
+    r.references.confirm?.confirm_only?.usage,
     r.references.confirm?.pgbench_confirm?.usage,
     r.references.confirm?.pgbench_flow?.usage,
     r.references.runtimes?.fast_node_server.usage,
     r.references.runtimes?.functions_framework.usage,
   ];
   return Math.max(0, ...usages.map((u) => u?.other_cores ?? 0));
+}
+
+function mixTables(mix: RunSummary & { usage: Usage | null }): string[] {
+  const out = [
+    "| | req/s | p50 | p95 | p99 | max | errors | error rate |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    statsRow("**all requests**", mix.total),
+    ...Object.entries(mix.scenarios).map(([name, s]) => statsRow(`scenario ${name}`, s)),
+    ...Object.entries(mix.steps).map(([name, s]) => statsRow(`step ${name}`, s)),
+    "",
+    "| journey | completed/s | p50 ms | p95 ms |",
+    "| --- | ---: | ---: | ---: |",
+    ...Object.entries(mix.journeys).map(
+      ([name, j]) => `| ${name} | ${num(j.journeys_per_second)} | ${ms(j.p50_ms)} | ${ms(j.p95_ms)} |`,
+    ),
+    "",
+    `CPU over the window: ${usageLine(mix.usage)}. ${costLine(mix.usage, mix.total.requests_per_second, "request")}`,
+    "",
+  ];
+  if (Object.keys(mix.error_kinds).length > 0) {
+    out.push("Errors by kind:", "", ...Object.entries(mix.error_kinds).map(([k, n]) => `- ${k}: ${n}`), "");
+  }
+  return out;
 }
 
 function loopLine(label: string, loop: ConfirmLoop, unit: string): string {
@@ -204,31 +234,31 @@ export function markdown(r: BenchResults): string {
   if (r.mix) {
     const mix = r.mix;
     out.push(
-      `## The seed's mix: ${mix.users} concurrent users, ${mix.seconds} s measured after ${mix.warmup_seconds} s warm-up`,
+      `## The seed's mix, at full speed: ${mix.users} concurrent users, ${mix.seconds} s measured after ${mix.warmup_seconds} s warm-up`,
       "",
       "70 % payment flow (create order → create payment → confirm), 15 % status checks (2–3 keyset pages of " +
         "20 orders, then one order), 10 % cancellations (create order → create payment → cancel; 30 % also " +
-        "cancel the order), 5 % health. Latencies in ms, of successful requests; errors are any unexpected " +
-        "status, body or network failure.",
+        "cancel the order), 5 % health. Each user starts its next request as soon as the last one is answered " +
+        "(a closed loop, no think time): this is the service's capacity, and at capacity latency is the users' " +
+        "queue (users ÷ throughput). Latencies in ms, of successful requests; errors are any unexpected status, " +
+        "body or network failure.",
       "",
-      "| | req/s | p50 | p95 | p99 | max | errors | error rate |",
-      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-      statsRow("**all requests**", mix.total),
-      ...Object.entries(mix.scenarios).map(([name, s]) => statsRow(`scenario ${name}`, s)),
-      ...Object.entries(mix.steps).map(([name, s]) => statsRow(`step ${name}`, s)),
-      "",
-      "| journey | completed/s | p50 ms | p95 ms |",
-      "| --- | ---: | ---: | ---: |",
-      ...Object.entries(mix.journeys).map(
-        ([name, j]) => `| ${name} | ${num(j.journeys_per_second)} | ${ms(j.p50_ms)} | ${ms(j.p95_ms)} |`,
-      ),
-      "",
-      `CPU over the window: ${usageLine(mix.usage)}. ${costLine(mix.usage, mix.total.requests_per_second, "request")}`,
-      "",
+      ...mixTables(mix),
     );
-    if (Object.keys(mix.error_kinds).length > 0) {
-      out.push("Errors by kind:", "", ...Object.entries(mix.error_kinds).map(([k, n]) => `- ${k}: ${n}`), "");
-    }
+  }
+
+  if (r.paced) {
+    const paced = r.paced;
+    out.push(
+      `## The seed's mix as users offer it: ${num(paced.rate)} journeys/s, ${num(paced.sessions.mean)} sessions open (max ${num(paced.sessions.max)}), ${paced.seconds} s measured`,
+      "",
+      "The same journeys, arriving at a fixed rate whatever the service's pace (k6's constant-arrival-rate) and " +
+        "pausing between steps for k6's think times (k6/think-times.ts), as k6/mix.ts offers them to a " +
+        `deployment; sessions share ${paced.connections} connections. Below capacity, these are the latencies ` +
+        "users see at this load.",
+      "",
+      ...mixTables(paced),
+    );
   }
 
   const refs = r.references;

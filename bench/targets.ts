@@ -9,15 +9,40 @@ export function evaluateTargets(r: BenchResults, options: BenchOptions): Target[
   const targets: Target[] = [];
   const add = (source: Target["source"], name: string, required: string, actual: string, pass: boolean) =>
     targets.push({ source, name, required, actual, pass });
+  // The seed's targets are for its k6 test, users pausing between steps: the paced mix is that load.
+  const paced = r.paced;
+  if (paced) {
+    const { total, sessions } = paced;
+    const rps = total.requests_per_second;
+    const p95 = total.p95_ms ?? Number.POSITIVE_INFINITY;
+    add(
+      "seed",
+      "paced mix: concurrent users (sessions open)",
+      "≥ 1000",
+      String(sessions.mean),
+      sessions.mean >= 1000,
+    );
+    add("seed", "paced mix p95", "< 2000 ms", `${total.p95_ms} ms`, p95 < 2000);
+    add(
+      "seed",
+      "paced mix error rate",
+      "< 1 %",
+      `${(total.error_rate * 100).toFixed(2)} %`,
+      total.error_rate < 0.01,
+    );
+    add("seed", "paced mix throughput", "≥ 500 req/s", `${rps} req/s`, rps >= 500);
+  }
   const mix = r.mix?.total;
   if (mix) {
     const rps = mix.requests_per_second;
     const p95 = mix.p95_ms ?? Number.POSITIVE_INFINITY;
     const p99 = mix.p99_ms ?? Number.POSITIVE_INFINITY;
-    add("seed", "concurrent users", "≥ 1000", String(options.connections), options.connections >= 1000);
-    add("seed", "mix p95", "< 2000 ms", `${mix.p95_ms} ms`, p95 < 2000);
-    add("seed", "mix error rate", "< 1 %", `${(mix.error_rate * 100).toFixed(2)} %`, mix.error_rate < 0.01);
-    add("seed", "mix throughput", "≥ 500 req/s", `${rps} req/s`, rps >= 500);
+    if (!paced) {
+      add("seed", "concurrent users", "≥ 1000", String(options.connections), options.connections >= 1000);
+      add("seed", "mix p95", "< 2000 ms", `${mix.p95_ms} ms`, p95 < 2000);
+      add("seed", "mix error rate", "< 1 %", `${(mix.error_rate * 100).toFixed(2)} %`, mix.error_rate < 0.01);
+      add("seed", "mix throughput", "≥ 500 req/s", `${rps} req/s`, rps >= 500);
+    }
     add("project", "mix throughput at 1000 connections", "≥ 1500 req/s", `${rps} req/s`, rps >= 1500);
     add("project", "mix p95", "< 250 ms", `${mix.p95_ms} ms`, p95 < 250);
     add("project", "mix p99", "< 500 ms", `${mix.p99_ms} ms`, p99 < 500);

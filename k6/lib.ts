@@ -16,6 +16,7 @@ import exec from "k6/execution";
 import type { Params, Response } from "k6/http";
 import http from "k6/http";
 import { Trend } from "k6/metrics";
+import type { ThinkRange } from "./think-times.ts";
 
 // ---------------------------------------------------------------------------
 // Configuration
@@ -123,8 +124,7 @@ export function pickOne<T>(items: readonly T[]): T | undefined {
   return items[Math.floor(Math.random() * items.length)];
 }
 
-/** A [min, max] range of seconds a user spends between two steps. */
-export type ThinkRange = readonly [min: number, max: number];
+export type { ThinkRange };
 
 let thinkScale = envNumber("THINK_SCALE", 1);
 
