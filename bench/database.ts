@@ -85,3 +85,17 @@ export async function seedUnconfirmedPayments(
     await client.end();
   }
 }
+
+/** Events still in the outbox, not yet sent. */
+export async function unsentEvents(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM outbox WHERE sent_at IS NULL",
+    );
+    return rows[0]?.n ?? 0;
+  } finally {
+    await client.end();
+  }
+}

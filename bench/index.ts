@@ -12,7 +12,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { mintToken } from "../lib/runtime/dev-token.ts";
 import { type Child, freePort, functionsFrameworkBin, startChild, stopAllChildren } from "./children.ts";
-import { createScratchDatabase, type ScratchDatabase, seedUnconfirmedPayments } from "./database.ts";
+import {
+  createScratchDatabase,
+  type ScratchDatabase,
+  seedUnconfirmedPayments,
+  unsentEvents,
+} from "./database.ts";
 import { type FixedRequest, fixedLoad } from "./fixed-load.ts";
 import { type Merchant, MIX, pickWeighted } from "./journeys.ts";
 import { type PreparedPayment, runClosedLoop, runPacedMix, seedPayments } from "./load.ts";
@@ -41,6 +46,12 @@ const wants = (phase: Phase) => options.phases.includes(phase);
 const BUNDLE = join(ROOT, "bench/results", `dist-${runId}`);
 /** Scratch database, data dir and Redis keys to remove, also when the bench is interrupted. */
 const cleanups: (() => Promise<void>)[] = [];
+
+/** How many events the bench's sink has received. */
+async function sinkCount(port: number): Promise<number> {
+  const reply = await fetch(`http://127.0.0.1:${port}/`);
+  return ((await reply.json()) as { received: number }).received;
+}
 
 async function cleanUp(): Promise<void> {
   stopAllChildren();
@@ -121,6 +132,7 @@ async function main(): Promise<number> {
     },
     mix: null,
     paced: null,
+    events: null,
     references: { http: null, confirm: null, runtimes: null },
     targets: [],
     unexpected_errors: 0,
@@ -207,7 +219,18 @@ async function main(): Promise<number> {
         ),
       });
     }
+    const sinkPort = await freePort();
+    track(
+      await startChild(
+        "event sink",
+        ["--import", "tsx", "bench/event-sink.ts"],
+        { ...process.env, PORT: String(sinkPort) },
+        sinkPort,
+        { cwd: ROOT, readyPath: "/" },
+      ),
+    );
     const backends: ServiceBackends = {
+      eventSink: `http://127.0.0.1:${sinkPort}/`,
       embedded: options.embedded,
       databaseUrl: database ? database.url : `file:${dataDir}`,
       redisUrl,
@@ -484,6 +507,12 @@ async function main(): Promise<number> {
         if (pgConfirm.failed > 0 || pgFlow.failed > 0) results.skipped.push("pgbench: some scripts failed");
       }
     }
+    // Every service child has stopped (each sends its last events as it stops): what reached the sink, what not.
+    for (const c of children.filter((c) => c.name !== "event sink")) await stop(c);
+    results.events = {
+      received: await sinkCount(sinkPort),
+      unsent: database ? await unsentEvents(database.url) : null,
+    };
     // Without the mix phase, say which cache the other phases' services used (before the keys are cleaned up).
     if (!results.setup.cache) results.setup.cache = await cacheInUse(redisUrl, redisKeyPrefix);
   } finally {

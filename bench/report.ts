@@ -61,6 +61,8 @@ export interface BenchResults {
     cores: string;
   };
   mix: (RunSummary & { users: number; warmup_seconds: number; usage: Usage | null }) | null;
+  /** Events the services sent to the bench's sink over the run, and those left unsent in the outbox at the end. */
+  events?: { received: number; unsent: number | null } | null;
   /** The paced (open-model) mix; absent from results written before it existed. */
   paced?:
     | (RunSummary & { rate: number; connections: number; sessions: Sessions; usage: Usage | null })
@@ -215,6 +217,13 @@ export function markdown(r: BenchResults): string {
           ? `; set: ${Object.entries(r.setup.overrides)
               .map(([k, v]) => `${k}=${v}`)
               .join(", ")}`
+          : ""
+      }.`,
+    "",
+    `Events: every service sends its outbox to the bench's sink (K_SINK, bench/event-sink.ts, answering 202 as a ` +
+      `Broker's ingress does)${
+        r.events
+          ? `; ${num(r.events.received)} events received over the run, ${r.events.unsent ?? "–"} left unsent at the end`
           : ""
       }.`,
     "",

@@ -14,6 +14,8 @@ export interface ServiceBackends {
   redisKeyPrefix: string;
   pool: number;
   providerLatencyMs: number;
+  /** K_SINK: the bench's event sink, so the service sends its outbox as it does in the cluster. */
+  eventSink?: string;
   /** --set NAME=VALUE: applied last, over the bench's own settings. */
   overrides?: Record<string, string>;
 }
@@ -47,6 +49,7 @@ export function serviceEnv(
     PROVIDER_CONCURRENCY: "2000",
     REDIS_KEY_PREFIX: backends.redisKeyPrefix,
     ...(backends.redisUrl ? { REDIS_URL: backends.redisUrl } : {}),
+    ...(backends.eventSink ? { K_SINK: backends.eventSink } : {}),
     ...extra,
     ...backends.overrides,
   };

@@ -53,10 +53,6 @@ export function isUnavailable(error: unknown): boolean {
  * the same statement succeeds on a fresh one.
  */
 export function isStalePlan(error: unknown): boolean {
-  const message = (error as { message?: unknown } | null)?.message;
-  return (
-    sqlState(error) === "0A000" &&
-    typeof message === "string" &&
-    message.includes("cached plan must not change result type")
-  );
+  // By the server function that raises it, not by its message, which follows the server's lc_messages.
+  return sqlState(error) === "0A000" && (error as { routine?: unknown }).routine === "RevalidateCachedQuery";
 }

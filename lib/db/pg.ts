@@ -18,7 +18,7 @@ type PoolLike = Pick<pg.Pool, "query" | "connect" | "end">;
 export function poolDb(pool: PoolLike, driver: Db["driver"], prepared: boolean): Db {
   const names = prepared ? new StatementNames() : undefined;
   const run = async <T>(q: Pick<pg.ClientBase, "query">, sql: string, params?: unknown[], named = true) => {
-    const name = named && params ? names?.nameOf(sql) : undefined;
+    const name = named && params?.length ? names?.nameOf(sql) : undefined;
     const result = await q.query(name ? { name, text: sql, values: params } : sql, name ? undefined : params);
     return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 } satisfies QueryResult<T>;
   };

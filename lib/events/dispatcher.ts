@@ -3,6 +3,7 @@ import type { Logger } from "../telemetry/logger.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { parseCeOverrides } from "./ce-overrides.ts";
 import { claimDueEvents, markFailed, markSent, type OutboxRow, readOutboxLag } from "./outbox-store.ts";
+import { createSinkPost, type SinkPost } from "./sink-client.ts";
 
 export interface DispatcherOptions {
   db: Queryable;
@@ -25,7 +26,8 @@ export interface DispatcherOptions {
   debounceMs?: number;
   /** A pass stops claiming after this long, so a drain request returns while the sink is slow. */
   maxPassMs?: number;
-  fetch?: typeof fetch;
+  /** How events reach the sink; node:http with keep-alive unless given. */
+  post?: SinkPost;
 }
 
 export interface DrainResult {
@@ -67,7 +69,7 @@ export function createOutboxDispatcher(options: DispatcherOptions): OutboxDispat
     debounceMs = 10,
     maxPassMs = 20_000,
   } = options;
-  const send = options.fetch ?? fetch;
+  const post = options.post ?? createSinkPost(sink, sendTimeoutMs, batchSize);
   const overrides = parseCeOverrides(options.ceOverrides);
   const backoff = (attempts: number) => Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, attempts - 1));
 
@@ -81,14 +83,8 @@ export function createOutboxDispatcher(options: DispatcherOptions): OutboxDispat
     // The CloudEvents SDK (with its JSON-schema validator) loads on the first send, not at every cold start.
     const { toBinaryRequest, toCloudEvent } = await import("./cloudevent-out.ts");
     const { headers, body } = toBinaryRequest(toCloudEvent(row, overrides));
-    const response = await send(sink, {
-      method: "POST",
-      headers,
-      body,
-      signal: AbortSignal.timeout(sendTimeoutMs),
-    });
-    await response.arrayBuffer().catch(() => undefined); // frees the connection for reuse
-    if (!response.ok) throw new Error(`sink answered ${response.status}`);
+    const status = await post(headers, body);
+    if (status < 200 || status > 299) throw new Error(`sink answered ${status}`);
   }
 
   async function pass(): Promise<DrainResult> {
