@@ -20,7 +20,7 @@ import {
 } from "./database.ts";
 import { type FixedRequest, fixedLoad } from "./fixed-load.ts";
 import { type Merchant, MIX, pickWeighted } from "./journeys.ts";
-import { type PreparedPayment, runClosedLoop, runPacedMix, seedPayments } from "./load.ts";
+import { type PreparedQueue, runClosedLoop, runPacedMix, seedPayments } from "./load.ts";
 import { type Phase, parseOptions } from "./options.ts";
 import { CONFIRM_SCRIPT, FLOW_SCRIPT, preparePgbench, runPgbench } from "./pgbench.ts";
 import { machine, startUsage, type Usage } from "./proc.ts";
@@ -344,7 +344,7 @@ async function main(): Promise<number> {
         };
       }
       if (wants("confirm")) {
-        const loop = async (scenario: "confirm_flow" | "confirm_prepared", prepared?: PreparedPayment[]) => {
+        const loop = async (scenario: "confirm_flow" | "confirm_prepared", prepared?: PreparedQueue) => {
           let usage: { stop: () => Usage } | undefined;
           let used: Usage | null = null;
           const summary = await runClosedLoop({
@@ -388,7 +388,11 @@ async function main(): Promise<number> {
               merchant: byId.get(p.merchantId) as Merchant,
             }),
           );
-          confirmOnly = { ...(await loop("confirm_prepared", prepared)), ran_out: prepared.length === 0 };
+          const queue = { payments: prepared, taken: 0 };
+          confirmOnly = {
+            ...(await loop("confirm_prepared", queue)),
+            ran_out: queue.taken >= prepared.length,
+          };
         }
         results.references.confirm = {
           service: flow,

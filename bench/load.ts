@@ -9,6 +9,12 @@ export interface PreparedPayment {
   merchant: Merchant;
 }
 
+/** Payments created beforehand and how many of them the loop has taken. */
+export interface PreparedQueue {
+  payments: PreparedPayment[];
+  taken: number;
+}
+
 export interface ClosedLoopOptions {
   port: number;
   /** Virtual users, each with its own keep-alive connection, each running one journey after another. */
@@ -18,7 +24,7 @@ export interface ClosedLoopOptions {
   merchants: Merchant[];
   pick: () => Scenario;
   /** Payments created beforehand, taken one per confirm_prepared journey; a user finding none left stops. */
-  prepared?: PreparedPayment[];
+  prepared?: PreparedQueue;
   /** Called when the measured window opens and closes (to sample CPU over exactly that window). */
   onWindowOpen?: () => void;
   onWindowClose?: () => void;
@@ -47,7 +53,8 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<RunSumm
     await sleep((index * rampMs) / options.users);
     while (performance.now() < windowEnd) {
       const scenario = options.pick();
-      const prepared = scenario === "confirm_prepared" ? options.prepared?.shift() : undefined;
+      const queue = options.prepared;
+      const prepared = scenario === "confirm_prepared" && queue ? queue.payments[queue.taken++] : undefined;
       if (scenario === "confirm_prepared" && !prepared) break;
       const merchant =
         prepared?.merchant ??
@@ -92,7 +99,7 @@ export interface PacedMixOptions {
  */
 export async function runPacedMix(options: PacedMixOptions): Promise<RunSummary & { sessions: Sessions }> {
   const client = new HttpClient(options.port, options.connections);
-  const recorder = new Recorder();
+  const recorder = new Recorder(true);
   const start = performance.now();
   const windowStart = start + options.warmupSeconds * 1000;
   const windowEnd = windowStart + options.durationSeconds * 1000;
@@ -104,7 +111,8 @@ export async function runPacedMix(options: PacedMixOptions): Promise<RunSummary 
   ];
   const sessions = { open: 0, max: 0, sampled: [] as number[] };
   const sampler = setInterval(() => {
-    if (performance.now() >= windowStart) sessions.sampled.push(sessions.open);
+    const now = performance.now();
+    if (now >= windowStart && now <= windowEnd) sessions.sampled.push(sessions.open);
   }, 250);
   const running = new Set<Promise<void>>();
   const journey = async () => {
@@ -113,26 +121,32 @@ export async function runPacedMix(options: PacedMixOptions): Promise<RunSummary 
     const api = new Api(client, recorder, scenario, merchant, windowEnd, 1);
     const started = performance.now();
     sessions.open++;
-    if (started >= windowStart) sessions.max = Math.max(sessions.max, sessions.open);
+    if (started >= windowStart && started <= windowEnd) sessions.max = Math.max(sessions.max, sessions.open);
     try {
       if (await JOURNEYS[scenario](api)) recorder.journey(scenario, started, performance.now());
     } finally {
       sessions.open--;
     }
   };
+  let crashed: unknown;
   try {
     const interval = 1000 / options.rate;
     let due = start;
     while (due < windowEnd) {
       // Every arrival that is due starts now: a late timer does not lower the rate.
       while (due <= performance.now() && due < windowEnd) {
-        const done = journey().finally(() => running.delete(done));
+        const done = journey()
+          .catch((error: unknown) => {
+            crashed ??= error; // a bug of the bench, not an answer of the service: the run fails below
+          })
+          .finally(() => running.delete(done));
         running.add(done);
         due += interval;
       }
       await sleep(Math.max(1, due - performance.now()));
     }
     await Promise.all(running);
+    if (crashed) throw crashed;
   } finally {
     for (const t of timers) clearTimeout(t);
     clearInterval(sampler);

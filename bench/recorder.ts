@@ -71,12 +71,18 @@ export class Recorder {
     return (this.windowEnd - this.windowStart) / 1000;
   }
 
+  /**
+   * byStart: a request counts when it started inside the window, however late it ends (an open model, where the
+   * slowest requests are the ones still running when the window closes); otherwise when it ended inside it.
+   */
+  constructor(private readonly byStart = false) {}
+
   private counts(at: number): boolean {
     return at >= this.windowStart && at <= this.windowEnd;
   }
 
   request(scenario: string, step: string, startedAt: number, endedAt: number, error?: string): void {
-    if (!this.counts(endedAt)) return;
+    if (!this.counts(this.byStart ? startedAt : endedAt)) return;
     const series = [this.all, seriesOf(this.byStep, step), seriesOf(this.byScenario, scenario)];
     for (const s of series) {
       if (error === undefined) s.latencies.push(endedAt - startedAt);
@@ -90,7 +96,7 @@ export class Recorder {
 
   /** A journey that ran to its end without an error (its requests are counted one by one as well). */
   journey(scenario: string, startedAt: number, endedAt: number): void {
-    if (!this.counts(endedAt)) return;
+    if (!this.counts(this.byStart ? startedAt : endedAt)) return;
     let list = this.journeys.get(scenario);
     if (!list) {
       list = [];

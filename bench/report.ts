@@ -164,7 +164,7 @@ function contention(r: BenchResults): number {
   return Math.max(0, ...usages.map((u) => u?.other_cores ?? 0));
 }
 
-function mixTables(mix: RunSummary & { usage: Usage | null }): string[] {
+function mixTables(mix: RunSummary & { usage: Usage | null }, journeyNote = ""): string[] {
   const out = [
     "| | req/s | p50 | p95 | p99 | max | errors | error rate |",
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -172,7 +172,7 @@ function mixTables(mix: RunSummary & { usage: Usage | null }): string[] {
     ...Object.entries(mix.scenarios).map(([name, s]) => statsRow(`scenario ${name}`, s)),
     ...Object.entries(mix.steps).map(([name, s]) => statsRow(`step ${name}`, s)),
     "",
-    "| journey | completed/s | p50 ms | p95 ms |",
+    `| journey | completed/s | p50 ms${journeyNote} | p95 ms${journeyNote} |`,
     "| --- | ---: | ---: | ---: |",
     ...Object.entries(mix.journeys).map(
       ([name, j]) => `| ${name} | ${num(j.journeys_per_second)} | ${ms(j.p50_ms)} | ${ms(j.p95_ms)} |`,
@@ -264,9 +264,9 @@ export function markdown(r: BenchResults): string {
       "The same journeys, arriving at a fixed rate whatever the service's pace (k6's constant-arrival-rate) and " +
         "pausing between steps for k6's think times (k6/think-times.ts), as k6/mix.ts offers them to a " +
         `deployment; sessions share ${paced.connections} connections. Below capacity, these are the latencies ` +
-        "users see at this load.",
+        "users see at this load. A request counts when it started inside the window, however late it ended.",
       "",
-      ...mixTables(paced),
+      ...mixTables(paced, " (think time included)"),
     );
   }
 

@@ -52,6 +52,19 @@ export async function cancelPayment(
   }
 }
 
+/**
+ * Locks the payment and cancels it if it is in one of $4. The status is checked on the locked row (a CTE), never as
+ * a condition on `payments`, for the reason given at SETTLE_STATEMENT.
+ */
+export const CANCEL_STATEMENT = `WITH old AS (
+    SELECT id, status AS previous_status FROM payments WHERE id = $1 AND merchant_id = $2 FOR UPDATE
+  )
+  UPDATE payments p SET status = 'canceled', cancellation_reason = $3, next_action = NULL,
+    amount_capturable = 0, updated_at = now()
+  FROM old
+  WHERE p.id = $1 AND p.id = old.id AND old.previous_status = ANY($4::text[])
+  RETURNING p.*, old.previous_status`;
+
 /** The cancel itself, from one of `cancelable`; "ask_provider" when the payment now waits for 3-D Secure. */
 async function cancelHere(
   tx: Queryable,
@@ -60,14 +73,12 @@ async function cancelHere(
   reason: CancellationReason | undefined,
   cancelable: string[],
 ): Promise<(PaymentRow & { previous_status: string }) | "ask_provider"> {
-  const { rows } = await tx.query<PaymentRow & { previous_status: string }>(
-    `UPDATE payments p SET status = 'canceled', cancellation_reason = $3, next_action = NULL,
-       amount_capturable = 0, updated_at = now()
-     FROM (SELECT id, status AS previous_status FROM payments WHERE id = $1 AND merchant_id = $2 FOR UPDATE) old
-     WHERE p.id = old.id AND p.status = ANY($4::text[])
-     RETURNING p.*, old.previous_status`,
-    [id, ctx.actor.merchantId, reason ?? null, cancelable],
-  );
+  const { rows } = await tx.query<PaymentRow & { previous_status: string }>(CANCEL_STATEMENT, [
+    id,
+    ctx.actor.merchantId,
+    reason ?? null,
+    cancelable,
+  ]);
   const row = rows[0];
   if (!row) {
     const current = await tx.query<{ status: string }>(

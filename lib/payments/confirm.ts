@@ -40,7 +40,7 @@ export async function confirmPayment(
     set: `status = 'processing', attempt = attempt + 1,
           payment_method = COALESCE($3, payment_method), return_url = COALESCE($4, return_url),
           failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()`,
-    condition: "status = 'requires_confirmation'",
+    condition: "TRUE",
     values: [input.payment_method ?? null, input.return_url ?? null],
   });
   const payment = await unlessDatabaseLost(ctx, begun, () => routeFirstAttempt(ctx, begun), begun);
@@ -80,7 +80,7 @@ export async function capturePayment(ctx: VerbContext, id: string, amount?: numb
   const started = performance.now();
   const payment = await beginProviderOperation(ctx, id, "capture", {
     set: "status = 'processing', processing_since = now(), updated_at = now()",
-    condition: "status = 'requires_capture' AND COALESCE($3, amount_capturable) <= amount_capturable",
+    condition: "COALESCE($3, amount_capturable) <= amount_capturable",
     values: [amount ?? null],
     refused: (current) => {
       if (amount !== undefined && current.status === "requires_capture") {
@@ -110,12 +110,41 @@ const OPERATION_FROM: Record<"confirm" | "capture", PaymentStatus> = {
 };
 
 /** Step 1's move: SET and extra WHERE of the payment's update (parameters from $3), and what a refusal means. */
-interface Move {
+export interface Move {
   set: string;
+  /** Besides the status the operation starts from (OPERATION_FROM), which the statement checks itself. */
   condition: string;
   values: unknown[];
   /** Called with the payment as it is when the move did not apply, before the status conflict is answered. */
   refused?: (current: PaymentRow) => void;
+}
+
+/**
+ * Step 1's statement: locks the order, then the payment, and moves the payment if it is still in the operation's
+ * starting status. The status is checked on the locked row (a CTE, which no condition is pushed into), not as a
+ * condition on `payments`: there the planner would weigh the partial index on open statuses, and while the
+ * statistics count fewer open payments than there are, it picks it and reads all of them on every confirm.
+ */
+export function providerMoveStatement(
+  operation: "confirm" | "capture",
+  move: Pick<Move, "set" | "condition">,
+) {
+  const orderCondition =
+    operation === "confirm"
+      ? "(SELECT status FROM locked_order) = 'pending'"
+      : "EXISTS (SELECT 1 FROM locked_order)";
+  return `WITH locked_order AS (
+      SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
+      WHERE p.id = $1 AND p.merchant_id = $2 FOR UPDATE OF o
+    ), locked_payment AS (
+      SELECT id AS locked_id, status AS locked_status FROM payments
+      WHERE id = $1 AND merchant_id = $2 AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE
+    )
+    UPDATE payments SET ${move.set}
+    FROM locked_payment
+    WHERE id = $1 AND id = locked_id AND locked_status = '${OPERATION_FROM[operation]}'
+      AND ${move.condition} AND ${orderCondition}
+    RETURNING payments.*`;
 }
 
 /**
@@ -132,20 +161,11 @@ async function beginProviderOperation(
   let payment: PaymentRow | undefined;
   try {
     payment = await ctx.db.transaction(async (tx) => {
-      const orderCondition =
-        operation === "confirm"
-          ? "(SELECT status FROM locked_order) = 'pending'"
-          : "EXISTS (SELECT 1 FROM locked_order)";
-      const { rows } = await tx.query<PaymentRow>(
-        `WITH locked_order AS (
-           SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
-           WHERE p.id = $1 AND p.merchant_id = $2 FOR UPDATE OF o
-         )
-         UPDATE payments SET ${move.set}
-         WHERE id = $1 AND merchant_id = $2 AND ${move.condition} AND ${orderCondition}
-         RETURNING *`,
-        [id, ctx.actor.merchantId, ...move.values],
-      );
+      const { rows } = await tx.query<PaymentRow>(providerMoveStatement(operation, move), [
+        id,
+        ctx.actor.merchantId,
+        ...move.values,
+      ]);
       const moved = rows[0];
       if (!moved) return undefined;
       await recordChange(tx, ctx, {
