@@ -220,8 +220,9 @@ export function markdown(r: BenchResults): string {
           : ""
       }.`,
     "",
-    `Events: every service sends its outbox to the bench's sink (K_SINK, bench/event-sink.ts, answering 202 as a ` +
-      `Broker's ingress does)${
+    `Events: the services of the two mixes send their outbox to the bench's sink (K_SINK, bench/event-sink.ts, ` +
+      `answering 202 as a Broker's ingress does); the references' service writes its events and sends none, as ` +
+      `pgbench's scripts do${
         r.events
           ? `; ${num(r.events.received)} events received over the run, ${r.events.unsent ?? "–"} left unsent at the end`
           : ""
