@@ -47,6 +47,23 @@ const BUNDLE = join(ROOT, "bench/results", `dist-${runId}`);
 /** Scratch database, data dir and Redis keys to remove, also when the bench is interrupted. */
 const cleanups: (() => Promise<void>)[] = [];
 
+/** The CPU a process and the machine used over a measured window, from callbacks the load runs at its edges. */
+function cpuOverWindow(pid: number) {
+  let usage: { stop: () => Usage } | undefined;
+  let used: Usage | null = null;
+  return {
+    callbacks: {
+      onWindowOpen: () => {
+        usage = startUsage(pid);
+      },
+      onWindowClose: () => {
+        used = usage?.stop() ?? null;
+      },
+    },
+    used: () => used,
+  };
+}
+
 /** How many events the bench's sink has received. */
 async function sinkCount(port: number): Promise<number> {
   const reply = await fetch(`http://127.0.0.1:${port}/`);
@@ -245,8 +262,7 @@ async function main(): Promise<number> {
     if (wants("mix")) {
       const profileDir = options.profile ? join(outDir, `profile-${runId}`, "mix") : undefined;
       const service = track(await startService(backends, "service (mix)", {}, profileDir));
-      let usage: { stop: () => Usage } | undefined;
-      let used: Usage | null = null;
+      const cpu = cpuOverWindow(service.pid);
       log(
         `mix: ${options.connections} users, ${options.warmup} s warm-up + ${options.duration} s measured (${MIX.map(([n, w]) => `${n} ${w * 100} %`).join(", ")})`,
       );
@@ -257,14 +273,14 @@ async function main(): Promise<number> {
         durationSeconds: options.duration,
         merchants,
         pick: () => pickWeighted(MIX),
-        onWindowOpen: () => {
-          usage = startUsage(service.pid);
-        },
-        onWindowClose: () => {
-          used = usage?.stop() ?? null;
-        },
+        ...cpu.callbacks,
       });
-      results.mix = { ...summary, users: options.connections, warmup_seconds: options.warmup, usage: used };
+      results.mix = {
+        ...summary,
+        users: options.connections,
+        warmup_seconds: options.warmup,
+        usage: cpu.used(),
+      };
       results.setup.cache = await cacheInUse(redisUrl, redisKeyPrefix);
       // A smoke run saves a start-up by reading through the same service; a full run keeps the two apart.
       if (options.smoke && !profileDir) kept = service;
@@ -278,8 +294,7 @@ async function main(): Promise<number> {
       kept = undefined;
       // Sessions last seconds (a payment flow pauses 3–8 s): the window opens once as many are open as will be.
       const warmup = options.smoke ? options.warmup : Math.max(options.warmup, 10);
-      let usage: { stop: () => Usage } | undefined;
-      let used: Usage | null = null;
+      const cpu = cpuOverWindow(service.pid);
       log(`paced mix: ${options.rate} journeys/s, ${warmup} s warm-up + ${options.duration} s measured`);
       const summary = await runPacedMix({
         port: service.port,
@@ -289,14 +304,9 @@ async function main(): Promise<number> {
         durationSeconds: options.duration,
         merchants,
         pick: () => pickWeighted(MIX),
-        onWindowOpen: () => {
-          usage = startUsage(service.pid);
-        },
-        onWindowClose: () => {
-          used = usage?.stop() ?? null;
-        },
+        ...cpu.callbacks,
       });
-      results.paced = { ...summary, rate: options.rate, connections: options.connections, usage: used };
+      results.paced = { ...summary, rate: options.rate, connections: options.connections, usage: cpu.used() };
       if (options.smoke) kept = service;
       else await stop(service);
     }
@@ -348,8 +358,7 @@ async function main(): Promise<number> {
       }
       if (wants("confirm")) {
         const loop = async (scenario: "confirm_flow" | "confirm_prepared", prepared?: PreparedQueue) => {
-          let usage: { stop: () => Usage } | undefined;
-          let used: Usage | null = null;
+          const cpu = cpuOverWindow(service.pid);
           const summary = await runClosedLoop({
             port: service.port,
             users: options.refConnections,
@@ -358,12 +367,7 @@ async function main(): Promise<number> {
             merchants,
             pick: () => scenario,
             prepared,
-            onWindowOpen: () => {
-              usage = startUsage(service.pid);
-            },
-            onWindowClose: () => {
-              used = usage?.stop() ?? null;
-            },
+            ...cpu.callbacks,
           });
           const confirm = summary.steps.confirm ?? null;
           return {
@@ -374,7 +378,7 @@ async function main(): Promise<number> {
             confirm,
             errors: summary.total.errors,
             error_kinds: summary.error_kinds,
-            usage: used as Usage | null,
+            usage: cpu.used(),
           };
         };
         log(`create → confirm loop: ${options.refConnections} users`);

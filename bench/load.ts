@@ -15,19 +15,36 @@ export interface PreparedQueue {
   taken: number;
 }
 
-export interface ClosedLoopOptions {
+export interface ClosedLoopOptions extends WindowOptions {
   port: number;
   /** Virtual users, each with its own keep-alive connection, each running one journey after another. */
   users: number;
-  warmupSeconds: number;
-  durationSeconds: number;
   merchants: Merchant[];
   pick: () => Scenario;
   /** Payments created beforehand, taken one per confirm_prepared journey; a user finding none left stops. */
   prepared?: PreparedQueue;
+}
+
+interface WindowOptions {
+  warmupSeconds: number;
+  durationSeconds: number;
   /** Called when the measured window opens and closes (to sample CPU over exactly that window). */
   onWindowOpen?: () => void;
   onWindowClose?: () => void;
+}
+
+/** The measured window after the warm-up, set on the recorder, with its open and close callbacks scheduled. */
+function measuredWindow(recorder: Recorder, options: WindowOptions) {
+  const start = performance.now();
+  const windowStart = start + options.warmupSeconds * 1000;
+  const windowEnd = windowStart + options.durationSeconds * 1000;
+  recorder.open(windowStart);
+  recorder.close(windowEnd);
+  const timers = [
+    setTimeout(() => options.onWindowOpen?.(), windowStart - start),
+    setTimeout(() => options.onWindowClose?.(), windowEnd - start),
+  ];
+  return { start, windowStart, windowEnd, timers };
 }
 
 /**
@@ -38,15 +55,7 @@ export interface ClosedLoopOptions {
 export async function runClosedLoop(options: ClosedLoopOptions): Promise<RunSummary> {
   const client = new HttpClient(options.port, options.users);
   const recorder = new Recorder();
-  const start = performance.now();
-  const windowStart = start + options.warmupSeconds * 1000;
-  const windowEnd = windowStart + options.durationSeconds * 1000;
-  recorder.open(windowStart);
-  recorder.close(windowEnd);
-  const timers = [
-    setTimeout(() => options.onWindowOpen?.(), windowStart - start),
-    setTimeout(() => options.onWindowClose?.(), windowEnd - start),
-  ];
+  const { windowEnd, timers } = measuredWindow(recorder, options);
   const rampMs = Math.min(2_000, (options.warmupSeconds * 1000) / 2);
 
   const user = async (index: number) => {
@@ -77,18 +86,14 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<RunSumm
   return recorder.summary();
 }
 
-export interface PacedMixOptions {
+export interface PacedMixOptions extends WindowOptions {
   port: number;
   /** Journeys started per second, whatever the service's pace (an open model, as k6's constant-arrival-rate). */
   rate: number;
   /** Connections the sessions share (at most one request in flight on each). */
   connections: number;
-  warmupSeconds: number;
-  durationSeconds: number;
   merchants: Merchant[];
   pick: () => Scenario;
-  onWindowOpen?: () => void;
-  onWindowClose?: () => void;
 }
 
 /**
@@ -100,15 +105,7 @@ export interface PacedMixOptions {
 export async function runPacedMix(options: PacedMixOptions): Promise<RunSummary & { sessions: Sessions }> {
   const client = new HttpClient(options.port, options.connections);
   const recorder = new Recorder(true);
-  const start = performance.now();
-  const windowStart = start + options.warmupSeconds * 1000;
-  const windowEnd = windowStart + options.durationSeconds * 1000;
-  recorder.open(windowStart);
-  recorder.close(windowEnd);
-  const timers = [
-    setTimeout(() => options.onWindowOpen?.(), windowStart - start),
-    setTimeout(() => options.onWindowClose?.(), windowEnd - start),
-  ];
+  const { start, windowStart, windowEnd, timers } = measuredWindow(recorder, options);
   const sessions = { open: 0, max: 0, sampled: [] as number[] };
   const sampler = setInterval(() => {
     const now = performance.now();
