@@ -69,7 +69,8 @@ export function createOutboxDispatcher(options: DispatcherOptions): OutboxDispat
     debounceMs = 10,
     maxPassMs = 20_000,
   } = options;
-  const post = options.post ?? createSinkPost(sink, sendTimeoutMs, batchSize);
+  // One client (one connection pool) for every send, created at the first: the batch's sends share its promise.
+  let sinkPost: Promise<SinkPost> | undefined = options.post && Promise.resolve(options.post);
   const overrides = parseCeOverrides(options.ceOverrides);
   const backoff = (attempts: number) => Math.min(retryMaxMs, retryBaseMs * 2 ** Math.max(0, attempts - 1));
 
@@ -82,6 +83,8 @@ export function createOutboxDispatcher(options: DispatcherOptions): OutboxDispat
   async function deliver(row: OutboxRow): Promise<void> {
     // The CloudEvents SDK (with its JSON-schema validator) loads on the first send, not at every cold start.
     const { toBinaryRequest, toCloudEvent } = await import("./cloudevent-out.ts");
+    sinkPost ??= createSinkPost(sink, sendTimeoutMs, batchSize);
+    const post = await sinkPost;
     const { headers, body } = toBinaryRequest(toCloudEvent(row, overrides));
     const status = await post(headers, body);
     if (status < 200 || status > 299) throw new Error(`sink answered ${status}`);

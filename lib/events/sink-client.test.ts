@@ -34,7 +34,7 @@ describe("the sink client", () => {
         res.writeHead(received.length === 1 ? 202 : 503).end();
       });
     });
-    const post = createSinkPost(target.url, 1_000);
+    const post = await createSinkPost(target.url, 1_000);
     const body = JSON.stringify({ amount: 1000, note: "é" });
     expect(await post({ "ce-id": "evt_1", "content-type": "application/json" }, body)).toBe(202);
     expect(await post({ "ce-id": "evt_2" }, "{}")).toBe(503);
@@ -46,14 +46,14 @@ describe("the sink client", () => {
 
   it("gives up on a sink that does not answer within the timeout", async () => {
     const target = await sink(() => {}); // reads the request, never answers
-    const post = createSinkPost(target.url, 150);
+    const post = await createSinkPost(target.url, 150);
     const started = performance.now();
     await expect(post({ "ce-id": "evt_1" }, "{}")).rejects.toThrow(/did not answer within 150 ms/);
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 
   it("rejects when the sink is not there", async () => {
-    const post = createSinkPost("http://127.0.0.1:1/", 1_000);
+    const post = await createSinkPost("http://127.0.0.1:1/", 1_000);
     await expect(post({ "ce-id": "evt_1" }, "{}")).rejects.toThrow(/ECONNREFUSED/);
   });
 });

@@ -1,5 +1,4 @@
 import http from "node:http";
-import https from "node:https";
 
 /** Sends one request body to the sink and resolves with the HTTP status; rejects on a network error or timeout. */
 export type SinkPost = (headers: Record<string, string>, body: string) => Promise<number>;
@@ -10,9 +9,10 @@ export type SinkPost = (headers: Record<string, string>, body: string) => Promis
  * WHATWG Request, Headers and Response objects and a body stream per call), which was a sixth of the service's CPU
  * once every event of the mix was sent. `timeoutMs` bounds a whole request, not only a silent socket.
  */
-export function createSinkPost(sink: string, timeoutMs: number, connections = 100): SinkPost {
+export async function createSinkPost(sink: string, timeoutMs: number, connections = 100): Promise<SinkPost> {
   const url = new URL(sink);
-  const transport = url.protocol === "https:" ? https : http;
+  // node:https (and TLS with it) loads only for an https sink, and only at the first send, not at every cold start.
+  const transport = url.protocol === "https:" ? await import("node:https") : http;
   const agent = new transport.Agent({ keepAlive: true, maxSockets: connections, scheduling: "lifo" });
   return (headers, body) =>
     new Promise<number>((resolve, reject) => {
