@@ -21,8 +21,15 @@ export interface OutboxRow {
  * partition's events go out in order even with several dispatchers. The claim is a lease (next_attempt_at moves
  * `leaseSeconds` ahead) committed at once, so no transaction stays open while the sink is called; if this process
  * dies before marking the events sent, the lease runs out and another pass sends them again (at least once).
- * SKIP LOCKED lets concurrent claimers pass each other; the due and unsent conditions are repeated on the locked
- * row so a claimer that read an old snapshot cannot take a row someone else claimed meanwhile.
+ * SKIP LOCKED lets concurrent claimers pass each other; the due and unsent conditions are checked again on the
+ * locked row (the update's own condition) so a claimer that read an old snapshot cannot take a row someone else
+ * claimed meanwhile.
+ *
+ * Written so that no plan can be worse than one pass over the unsent events, whatever the statistics say: the
+ * partitions' heads come from one ordered pass (DISTINCT ON), computed once (MATERIALIZED), and the rows are
+ * locked by primary key. A correlated NOT EXISTS per event, planned on statistics taken while nothing was waiting,
+ * rescanned the unsent events for each one: a claim over 5,000 waiting events took 334 s instead of 9 ms, so a
+ * backlog (a sink down for a while, or a busy minute) could never drain.
  */
 export async function claimDueEvents(
   db: Queryable,
@@ -30,21 +37,19 @@ export async function claimDueEvents(
   leaseSeconds: number,
 ): Promise<OutboxRow[]> {
   const { rows } = await db.query<OutboxRow>(
-    `WITH due AS (
-       SELECT o.seq FROM outbox o
-       WHERE o.sent_at IS NULL AND o.next_attempt_at <= now()
-         AND NOT EXISTS (
-           SELECT 1 FROM outbox e WHERE e.partition_key = o.partition_key AND e.sent_at IS NULL AND e.seq < o.seq
-         )
-       ORDER BY o.seq LIMIT $1
+    `WITH due AS MATERIALIZED (
+       SELECT seq FROM (
+         SELECT DISTINCT ON (partition_key) seq, next_attempt_at FROM outbox
+         WHERE sent_at IS NULL ORDER BY partition_key, seq
+       ) heads
+       WHERE next_attempt_at <= now()
+       ORDER BY seq LIMIT $1
      ), claimed AS (
-       SELECT o.seq FROM outbox o
-       WHERE o.seq IN (SELECT seq FROM due) AND o.sent_at IS NULL AND o.next_attempt_at <= now()
-       FOR UPDATE SKIP LOCKED
+       SELECT o.seq FROM outbox o WHERE o.seq = ANY(ARRAY(SELECT seq FROM due)) FOR UPDATE SKIP LOCKED
      )
      UPDATE outbox o
      SET attempts = o.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
-     FROM claimed c WHERE o.seq = c.seq
+     FROM claimed c WHERE o.seq = c.seq AND o.sent_at IS NULL AND o.next_attempt_at <= now()
      RETURNING o.seq, o.id, o.type, o.source, o.subject, o.partition_key, o.merchant_id, o.data, o.traceparent,
                o.created_at, o.attempts`,
     [limit, leaseSeconds],

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Queryable } from "../../lib/db/db.ts";
+import { claimDueEvents } from "../../lib/events/outbox-store.ts";
 import { CANCEL_STATEMENT } from "../../lib/payments/cancel.ts";
 import { providerMoveStatement } from "../../lib/payments/confirm.ts";
 import { SETTLE_STATEMENT } from "../../lib/payments/settle.ts";
@@ -107,6 +108,25 @@ describe.skipIf(skip)("query plans on PostgreSQL", () => {
         null,
         ["requires_confirmation", "requires_capture"],
       ]),
+    );
+  });
+
+  it("claims events from a backlog while the statistics say none wait", async () => {
+    // Counted while 50 000 events had all been sent; then 5 000 wait, three per partition (a sink that was down).
+    await db.exec(`
+      ALTER TABLE outbox SET (autovacuum_enabled = false);
+      INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, sent_at)
+        SELECT 'evt_sent' || g, 't', 's', 'p' || g / 2, 'p' || g / 2, 'm', '{}', now() FROM generate_series(1, 50000) g;
+      ANALYZE outbox;
+      INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data)
+        SELECT 'evt_wait' || g, 't', 's', 'q' || g / 3, 'q' || g / 3, 'm', '{}' FROM generate_series(3, 5002) g;`);
+    // A plan that rescans the waiting events for each of them takes minutes: the statement timeout (5 s) fails it.
+    const claimed = await claimDueEvents(db, 100, 30);
+    expect(claimed).toHaveLength(100);
+    expect(new Set(claimed.map((row) => row.partition_key)).size).toBe(100);
+    // Each partition's oldest event, the oldest partitions first.
+    expect(claimed.map((row) => row.id)).toEqual(
+      Array.from({ length: 100 }, (_, i) => `evt_wait${3 + 3 * i}`),
     );
   });
 
