@@ -76,26 +76,22 @@ describe("POST /v1/payments/:id/cancel", () => {
     expect((await t.call("POST", `/v1/orders/${order.id}/cancel`)).status).toBe(409);
   });
 
-  it("asks the provider first also when a confirm reached 3-D Secure between the cancel's look and its change", async () => {
+  it("asks the provider first also when a confirm reached 3-D Secure just before the cancel's change", async () => {
     const { payment } = await orderWithPayment(t, { payment_method: "pm_card_threeDSecureRequired" });
     const db = t.service.db;
     let armed = true;
-    // Right after the cancel's first look (requires_confirmation), the confirm runs and stops at 3-D Secure.
+    // The cancel's request found the payment requires_confirmation; right before its transaction the confirm
+    // runs and stops at 3-D Secure.
     t.service.db = new Proxy(db, {
       get(target, property) {
-        if (property === "query") {
-          return async (sql: string, params?: unknown[]) => {
-            const result = await target.query(sql, params);
-            if (
-              armed &&
-              sql.startsWith("SELECT * FROM payments WHERE id = $1") &&
-              params?.[0] === payment.id
-            ) {
+        if (property === "transaction") {
+          return async (fn: Parameters<typeof db.transaction>[0]) => {
+            if (armed) {
               armed = false;
               const confirmed = await t.call("POST", `/v1/payments/${payment.id}/confirm`);
               expect(confirmed.body.status).toBe("requires_action");
             }
-            return result;
+            return target.transaction(fn);
           };
         }
         const value = Reflect.get(target, property, target);
@@ -104,7 +100,7 @@ describe("POST /v1/payments/:id/cancel", () => {
     });
     try {
       const res = await t.call("POST", `/v1/payments/${payment.id}/cancel`);
-      expect(armed, "the cancel's first look was seen").toBe(false);
+      expect(armed, "the cancel's transaction was seen").toBe(false);
       expect(res.body.status).toBe("canceled");
     } finally {
       t.service.db = db;

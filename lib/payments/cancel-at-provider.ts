@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { ApiError } from "../http/errors.ts";
+import { ApiError, invalidState } from "../http/errors.ts";
 import {
   ProviderError,
   type ProviderName,
@@ -65,6 +65,24 @@ export async function cancelAtProviderFirst(ctx: VerbContext, payment: PaymentRo
   );
   if (settled) await afterSettleCommit(ctx, settled);
   return { kind: "moved_on", status: settled?.status ?? outcome.status };
+}
+
+/**
+ * Runs a cancel here that refuses ("ask_provider") when it finds, under its locks, a payment waiting for 3-D Secure
+ * that was not canceled at its provider; then `cancelWaiting` asks the providers first (returning the ids canceled
+ * there) and the cancel runs once more. Most cancels find no such payment and take one transaction, no extra read.
+ * A payment that reaches 3-D Secure again between the two (a new confirm) makes the second refuse too: 409, retry.
+ */
+export async function cancelAskingProvidersFirst<T>(
+  cancelHere: (canceledThere: string[]) => Promise<T | "ask_provider">,
+  cancelWaiting: () => Promise<string[]>,
+  conflict: string,
+): Promise<T> {
+  const first = await cancelHere([]);
+  if (first !== "ask_provider") return first;
+  const second = await cancelHere(await cancelWaiting());
+  if (second !== "ask_provider") return second;
+  throw invalidState(conflict);
 }
 
 function unavailable(ctx: VerbContext, payment: PaymentRow, error: unknown): unknown {

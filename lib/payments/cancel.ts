@@ -1,6 +1,6 @@
 import type { Queryable } from "../db/db.ts";
 import { invalidState, notFound } from "../http/errors.ts";
-import { cancelAtProviderFirst } from "./cancel-at-provider.ts";
+import { cancelAskingProvidersFirst, cancelAtProviderFirst } from "./cancel-at-provider.ts";
 import type { VerbContext } from "./context.ts";
 import { recordChange } from "./records.ts";
 import { type PaymentObject, type PaymentRow, paymentObject } from "./serialize.ts";
@@ -21,35 +21,36 @@ export async function cancelPayment(
   id: string,
   reason?: CancellationReason,
 ): Promise<PaymentObject> {
-  // A second look only when a confirm moved the payment to requires_action between the first look and the cancel.
-  for (let look = 1; ; look++) {
-    const { rows: found } = await ctx.db.query<PaymentRow>(
-      "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
-      [id, ctx.actor.merchantId],
-    );
-    const current = found[0];
-    if (!current) throw notFound("payment");
-    let canceledThere = false;
-    if (current.status === "requires_action") {
-      const answer = await cancelAtProviderFirst(ctx, current);
-      if (answer.kind === "still_waiting") throw stillAuthenticating();
-      if (answer.kind === "moved_on" && answer.status !== "requires_capture") {
-        throw invalidState(`Payment is ${answer.status} and cannot be canceled.`);
-      }
-      canceledThere = answer.kind === "canceled";
-    }
-    const cancelable: string[] = canceledThere ? [...OPEN, "requires_action"] : [...OPEN];
-    const payment = await ctx.db.transaction((tx) => cancelHere(tx, ctx, id, reason, cancelable));
-    if (payment === "ask_provider") {
-      if (look < 2) continue;
-      throw invalidState("Payment is requires_action and cannot be canceled right now; retry.");
-    }
-    await invalidateStatusCache(ctx, "payment", id);
-    countOutcome(payment);
-    ctx.onEventsWritten();
-    if (payment.previous_status === "requires_capture") await voidAtProvider(ctx, payment);
-    return paymentObject(payment);
+  const payment = await cancelAskingProvidersFirst(
+    (canceledThere) => {
+      const cancelable = canceledThere.length > 0 ? [...OPEN, "requires_action"] : [...OPEN];
+      return ctx.db.transaction((tx) => cancelHere(tx, ctx, id, reason, cancelable));
+    },
+    () => cancelWaitingAtProvider(ctx, id),
+    "Payment is requires_action and cannot be canceled right now; retry.",
+  );
+  await invalidateStatusCache(ctx, "payment", id);
+  countOutcome(payment);
+  ctx.onEventsWritten();
+  if (payment.previous_status === "requires_capture") await voidAtProvider(ctx, payment);
+  return paymentObject(payment);
+}
+
+/** The payment waits for 3-D Secure: its provider is asked first. The ids canceled there (this one, or none). */
+async function cancelWaitingAtProvider(ctx: VerbContext, id: string): Promise<string[]> {
+  const { rows } = await ctx.db.query<PaymentRow>(
+    "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
+    [id, ctx.actor.merchantId],
+  );
+  const current = rows[0];
+  if (!current) throw notFound("payment");
+  if (current.status !== "requires_action") return []; // moved on meanwhile: the cancel decides again
+  const answer = await cancelAtProviderFirst(ctx, current);
+  if (answer.kind === "still_waiting") throw stillAuthenticating();
+  if (answer.kind === "moved_on" && answer.status !== "requires_capture") {
+    throw invalidState(`Payment is ${answer.status} and cannot be canceled.`);
   }
+  return answer.kind === "canceled" ? [id] : [];
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Queryable } from "../db/db.ts";
 import { invalidState, notFound } from "../http/errors.ts";
 import type { JsonText } from "../http/json-text.ts";
 import { stillAuthenticating } from "./cancel.ts";
-import { cancelAtProviderFirst } from "./cancel-at-provider.ts";
+import { cancelAskingProvidersFirst, cancelAtProviderFirst } from "./cancel-at-provider.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { type ListParams, listPage } from "./list.ts";
@@ -114,37 +114,35 @@ export function listOrders(ctx: VerbContext, params: ListParams & { status?: Ord
  * the customer completed meanwhile is applied, and the order's own checks below then refuse the cancel.
  */
 export async function cancelOrder(ctx: VerbContext, id: string): Promise<OrderObject> {
-  // A second look only when a confirm moved a payment to requires_action between the first look and the cancel.
-  for (let look = 1; ; look++) {
-    // At most one: an order has at most one payment in flight (payments_one_active_per_order).
-    const { rows: waiting } = await ctx.db.query<PaymentRow>(
-      `SELECT p.* FROM payments p JOIN orders o ON o.id = p.order_id
-       WHERE p.order_id = $1 AND o.merchant_id = $2 AND o.status = 'pending' AND p.status = 'requires_action'`,
-      [id, ctx.actor.merchantId],
-    );
-    const canceledThere: string[] = [];
-    for (const payment of waiting) {
-      const answer = await cancelAtProviderFirst(ctx, payment);
-      if (answer.kind === "still_waiting") throw stillAuthenticating();
-      if (answer.kind === "canceled") canceledThere.push(payment.id);
-    }
-    const done = await ctx.db.transaction((tx) => cancelOrderHere(tx, ctx, id, canceledThere));
-    if (done === "ask_provider") {
-      if (look < 2) continue;
-      throw invalidState("Order has a requires_action payment and cannot be canceled right now; retry.");
-    }
-    const { order, voided } = done;
-    await invalidateStatusCache(ctx, "order", id);
-    for (const payment of voided) {
-      await invalidateStatusCache(ctx, "payment", payment.id);
-      countOutcome(payment);
-    }
-    ctx.onEventsWritten();
-    for (const payment of voided) {
-      if (payment.previous_status === "requires_capture") await voidAtProvider(ctx, payment);
-    }
-    return order;
+  const { order, voided } = await cancelAskingProvidersFirst(
+    (canceledThere) => ctx.db.transaction((tx) => cancelOrderHere(tx, ctx, id, canceledThere)),
+    async () => {
+      // At most one: an order has at most one payment in flight (payments_one_active_per_order).
+      const { rows: waiting } = await ctx.db.query<PaymentRow>(
+        `SELECT p.* FROM payments p JOIN orders o ON o.id = p.order_id
+         WHERE p.order_id = $1 AND o.merchant_id = $2 AND o.status = 'pending' AND p.status = 'requires_action'`,
+        [id, ctx.actor.merchantId],
+      );
+      const canceledThere: string[] = [];
+      for (const payment of waiting) {
+        const answer = await cancelAtProviderFirst(ctx, payment);
+        if (answer.kind === "still_waiting") throw stillAuthenticating();
+        if (answer.kind === "canceled") canceledThere.push(payment.id);
+      }
+      return canceledThere;
+    },
+    "Order has a requires_action payment and cannot be canceled right now; retry.",
+  );
+  await invalidateStatusCache(ctx, "order", id);
+  for (const payment of voided) {
+    await invalidateStatusCache(ctx, "payment", payment.id);
+    countOutcome(payment);
   }
+  ctx.onEventsWritten();
+  for (const payment of voided) {
+    if (payment.previous_status === "requires_capture") await voidAtProvider(ctx, payment);
+  }
+  return order;
 }
 
 /**
