@@ -50,6 +50,12 @@ async function awaitingThreeDSecure(amount: number, fields: Record<string, unkno
   return created.body.id;
 }
 
+/** The sandbox's notification that a payment made by awaitingThreeDSecure reached `type`; what the webhook did. */
+async function notifyThreeDSecureOutcome(id: string, type: string, amount: number): Promise<unknown> {
+  const body = sandboxNotificationBody({ paymentId: id, type, amount, currency: "EUR" });
+  return (await postSandboxWebhook(t, body)).body.result;
+}
+
 async function rows<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
   return (await t.service.db.query<T>(sql, params)).rows;
 }
@@ -271,13 +277,7 @@ describe("POST /v1/webhooks/sandbox", () => {
     const discrepancies = { provider: "sandbox", kind: "charged_after_cancel" };
     const before = await counter(metrics.providerDiscrepancies, discrepancies);
 
-    const body = sandboxNotificationBody({
-      paymentId: id,
-      type: "payment.succeeded",
-      amount: 900,
-      currency: "EUR",
-    });
-    expect((await postSandboxWebhook(t, body)).body.result).toBe("ignored");
+    expect(await notifyThreeDSecureOutcome(id, "payment.succeeded", 900)).toBe("ignored");
 
     expect((await t.call("GET", `/v1/payments/${id}`)).body.status).toBe("canceled");
     expect(await counter(metrics.providerDiscrepancies, discrepancies)).toBe(before + 1);
@@ -294,25 +294,13 @@ describe("POST /v1/webhooks/sandbox", () => {
 
   it("settles a payment waiting for 3-D Secure", async () => {
     const id = await awaitingThreeDSecure(700);
-    const body = sandboxNotificationBody({
-      paymentId: id,
-      type: "payment.succeeded",
-      amount: 700,
-      currency: "EUR",
-    });
-    expect((await postSandboxWebhook(t, body)).body.result).toBe("applied");
+    expect(await notifyThreeDSecureOutcome(id, "payment.succeeded", 700)).toBe("applied");
     expect((await t.call("GET", `/v1/payments/${id}`)).body.status).toBe("succeeded");
   });
 
   it("authorizes a manual-capture payment waiting for 3-D Secure (through processing, as the state machine says)", async () => {
     const id = await awaitingThreeDSecure(800, { capture_method: "manual" });
-    const body = sandboxNotificationBody({
-      paymentId: id,
-      type: "payment.requires_capture",
-      amount: 800,
-      currency: "EUR",
-    });
-    expect((await postSandboxWebhook(t, body)).body.result).toBe("applied");
+    expect(await notifyThreeDSecureOutcome(id, "payment.requires_capture", 800)).toBe("applied");
     expect((await t.call("GET", `/v1/payments/${id}`)).body).toMatchObject({
       status: "requires_capture",
       amount_capturable: 800,
