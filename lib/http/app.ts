@@ -53,19 +53,19 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     // The server span; its traceparent (the caller's while tracing is off) goes on to events and provider calls.
     const callerTraceparent = validTraceparent(c.req.header("traceparent"));
     const probe = PROBE_PATHS.has(c.req.path);
-    const span = startRequestSpan(c.req.method, c.req.raw.headers, callerTraceparent, !probe);
+    const span = startRequestSpan(c.req.method, () => c.req.raw.headers, callerTraceparent, !probe);
     c.set("requestId", requestId);
     c.set("traceparent", span.traceparent);
     // Labels and span names take the route template, never the raw path: ids in paths would be a new series each.
     c.set("route", probe ? c.req.path : "unmatched");
     c.set("fn", defaultFunction);
-    // API answers and problems carry it through answer(). For the answers Hono builds (probes, the webhook
-    // function's own routes) it is set before the handler runs: a header added to a finished response makes Hono
-    // rebuild it, and @hono/node-server then streams the copy instead of writing it at once.
+    // API answers and problems carry it through answer().
     answerHeaders(c)["X-Request-Id"] = requestId;
-    c.header("X-Request-Id", requestId);
     await span.run(next);
-    if (!answeredHeaders(c) && !c.res.headers.has("x-request-id")) c.header("X-Request-Id", requestId);
+    // The answers Hono builds (probes, the webhook function's own routes) get it on their own headers. Through
+    // c.header(), a header added to a finished response makes Hono rebuild it, and @hono/node-server then streams
+    // the copy instead of writing it at once.
+    if (!answeredHeaders(c)) c.res.headers.set("X-Request-Id", requestId);
     const route = c.get("route");
     span.end(route, c.res.status);
     const labels = { function: c.get("fn"), method: c.req.method, route };
@@ -121,25 +121,29 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
   return app;
 
   function registerRoute(target: Hono<Env>, fnName: string, spec: RouteSpec) {
+    const label = (c: Context<Env>) => {
+      c.set("route", spec.path);
+      c.set("fn", fnName);
+    };
+    if (spec.method === "get") {
+      target.get(spec.path, (c) => {
+        label(c);
+        return handle(c, fnName, spec);
+      });
+      return;
+    }
     const handlers = [
+      // Labelled before the body limit, so a refused body is counted under its route.
       async (c: Context<Env>, next: () => Promise<void>) => {
-        c.set("route", spec.path);
-        c.set("fn", fnName);
+        label(c);
         await next();
       },
-      ...(spec.method === "post"
-        ? [
-            bodyLimit({
-              maxSize: MAX_BODY_BYTES,
-              onError: () => {
-                throw new ApiError(
-                  "payload_too_large",
-                  `Request bodies are limited to ${MAX_BODY_BYTES} bytes.`,
-                );
-              },
-            }),
-          ]
-        : []),
+      bodyLimit({
+        maxSize: MAX_BODY_BYTES,
+        onError: () => {
+          throw new ApiError("payload_too_large", `Request bodies are limited to ${MAX_BODY_BYTES} bytes.`);
+        },
+      }),
       (c: Context<Env>) => handle(c, fnName, spec),
     ] as const;
     target.on(spec.method.toUpperCase(), spec.path, ...(handlers as unknown as [never]));

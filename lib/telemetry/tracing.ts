@@ -3,6 +3,7 @@ import {
   type Context,
   context,
   isSpanContextValid,
+  ProxyTracerProvider,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -16,7 +17,19 @@ import {
  * loaded only when an exporter is configured) every call here is the API's no-op: no allocation beyond a
  * non-recording span, no export, no SDK code loaded.
  */
-const tracer = () => trace.getTracer("payment-service");
+const TRACER_NAME = "payment-service";
+// A ProxyTracer: it finds the SDK's tracer once one is registered, so it can be made once, before that.
+const proxyTracer = trace.getTracer(TRACER_NAME);
+const tracer = () => proxyTracer;
+
+/**
+ * Whether an SDK has registered a tracer provider. Until one has, a request's span, its context and the header
+ * lookups for propagation would all be the API's no-ops: per request, several objects made for nothing.
+ */
+function tracingRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer(TRACER_NAME) !== undefined;
+}
 
 export interface SpanOptions {
   kind?: SpanKind;
@@ -98,7 +111,8 @@ export function currentTraceparent(ctx: Context = context.active()): string | un
 
 /**
  * One incoming HTTP request's server span, continuing the caller's trace when it sent a traceparent. `traced`
- * false (health and readiness probes, scrapes: thousands a day per instance, nothing to learn) makes none.
+ * false (health and readiness probes, scrapes: thousands a day per instance, nothing to learn) makes none, and
+ * neither does any request while no SDK is registered. `headers` is read only for a span that is made.
  */
 export interface RequestSpan {
   /** Runs the rest of the request inside the span, so database, cache and provider spans become its children. */
@@ -112,11 +126,11 @@ export interface RequestSpan {
 
 export function startRequestSpan(
   method: string,
-  headers: Headers,
+  headers: () => Headers,
   callerTraceparent?: string,
   traced = true,
 ): RequestSpan {
-  if (!traced) {
+  if (!traced || !tracingRegistered()) {
     return {
       run: (fn) => fn(),
       traceparent: callerTraceparent,
@@ -124,7 +138,7 @@ export function startRequestSpan(
       end: () => {},
     };
   }
-  const parent = propagation.extract(ROOT_CONTEXT, headers, headerGetter);
+  const parent = propagation.extract(ROOT_CONTEXT, headers(), headerGetter);
   const span = tracer().startSpan(
     method,
     { kind: SpanKind.SERVER, attributes: { "http.request.method": method } },
