@@ -1,5 +1,6 @@
 import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { paymentColumns } from "../../lib/payments/columns.ts";
 import type { Actor, ServiceContext, VerbContext } from "../../lib/payments/context.ts";
 import { isId } from "../../lib/payments/ids.ts";
 import { type Currency, isCurrency, toDecimalString } from "../../lib/payments/money.ts";
@@ -81,7 +82,7 @@ async function authenticate(
       [paymentId],
     );
     const { rows } = await tx.query<PaymentRow>(
-      "SELECT * FROM payments WHERE id = $1 AND provider = 'sandbox' FOR UPDATE",
+      `SELECT ${paymentColumns()} FROM payments WHERE id = $1 AND provider = 'sandbox' FOR UPDATE`,
       [paymentId],
     );
     const payment = rows[0];
@@ -114,7 +115,7 @@ async function authenticate(
 async function sandboxPayment(service: ServiceContext, id: string): Promise<PaymentRow | undefined> {
   if (!isId(id, "pay")) return undefined;
   const { rows } = await service.db.query<PaymentRow>(
-    "SELECT * FROM payments WHERE id = $1 AND provider = 'sandbox'",
+    `SELECT ${paymentColumns()} FROM payments WHERE id = $1 AND provider = 'sandbox'`,
     [id],
   );
   return rows[0];

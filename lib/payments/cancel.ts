@@ -1,6 +1,7 @@
 import type { Queryable } from "../db/db.ts";
 import { invalidState, notFound } from "../http/errors.ts";
 import { cancelAskingProvidersFirst, cancelAtProviderFirst } from "./cancel-at-provider.ts";
+import { paymentColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
 import { recordChange } from "./records.ts";
 import { type PaymentObject, type PaymentRow, paymentObject } from "./serialize.ts";
@@ -39,7 +40,7 @@ export async function cancelPayment(
 /** The payment waits for 3-D Secure: its provider is asked first. The ids canceled there (this one, or none). */
 async function cancelWaitingAtProvider(ctx: VerbContext, id: string): Promise<string[]> {
   const { rows } = await ctx.db.query<PaymentRow>(
-    "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
+    `SELECT ${paymentColumns()} FROM payments WHERE id = $1 AND merchant_id = $2`,
     [id, ctx.actor.merchantId],
   );
   const current = rows[0];
@@ -64,7 +65,7 @@ export const CANCEL_STATEMENT = `WITH old AS (
     amount_capturable = 0, updated_at = now()
   FROM old
   WHERE p.id = $1 AND p.id = old.id AND old.previous_status = ANY($4::text[])
-  RETURNING p.*, old.previous_status`;
+  RETURNING ${paymentColumns("p")}, old.previous_status`;
 
 /** The cancel itself, from one of `cancelable`; "ask_provider" when the payment now waits for 3-D Secure. */
 async function cancelHere(

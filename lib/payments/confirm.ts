@@ -10,6 +10,7 @@ import {
 } from "../providers/provider.ts";
 import { failoverProvider } from "../providers/routing.ts";
 import { metrics } from "../telemetry/metrics.ts";
+import { paymentColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
 import { findPayment } from "./payments.ts";
 import { toProviderPayment } from "./provider-payment.ts";
@@ -64,7 +65,7 @@ async function routeFirstAttempt(ctx: VerbContext, payment: PaymentRow): Promise
   if (!target) return payment;
   const { rows } = await ctx.db.query<PaymentRow>(
     `UPDATE payments SET provider = $2, updated_at = now()
-     WHERE id = $1 AND status = 'processing' AND attempt = 1 RETURNING *`,
+     WHERE id = $1 AND status = 'processing' AND attempt = 1 RETURNING ${paymentColumns()}`,
     [payment.id, target],
   );
   await invalidateStatusCache(ctx, "payment", payment.id);
@@ -144,7 +145,7 @@ export function providerMoveStatement(
     FROM locked_payment
     WHERE id = $1 AND id = locked_id AND locked_status = '${OPERATION_FROM[operation]}'
       AND ${move.condition} AND ${orderCondition}
-    RETURNING payments.*`;
+    RETURNING ${paymentColumns("payments")}`;
 }
 
 /**
@@ -196,7 +197,7 @@ async function beginProviderOperation(
 /** Why a move did not apply, read after the fact: no such payment, its order no longer pending, or its status. */
 async function refusal(ctx: VerbContext, id: string, operation: "confirm" | "capture", move: Move) {
   const { rows } = await ctx.db.query<PaymentRow & { order_status: string }>(
-    `SELECT p.*, o.status AS order_status FROM payments p JOIN orders o ON o.id = p.order_id
+    `SELECT ${paymentColumns("p")}, o.status AS order_status FROM payments p JOIN orders o ON o.id = p.order_id
      WHERE p.id = $1 AND p.merchant_id = $2`,
     [id, ctx.actor.merchantId],
   );

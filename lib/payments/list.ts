@@ -1,4 +1,5 @@
 import type { Queryable } from "../db/db.ts";
+import { columnsOf } from "./columns.ts";
 
 export interface ListParams {
   limit: number;
@@ -37,7 +38,7 @@ export async function listPage<Row, T>(
     where.push(`id ${backwards ? ">" : "<"} $${values.length}`);
   }
   values.push(params.limit + 1);
-  const sql = `SELECT * FROM ${table} WHERE ${where.join(" AND ")} ORDER BY id ${backwards ? "ASC" : "DESC"} LIMIT $${values.length}`;
+  const sql = `SELECT ${columnsOf[table]()} FROM ${table} WHERE ${where.join(" AND ")} ORDER BY id ${backwards ? "ASC" : "DESC"} LIMIT $${values.length}`;
   const { rows } = await db.query<Row>(sql, values);
   const has_more = rows.length > params.limit;
   const page = rows.slice(0, params.limit);

@@ -3,6 +3,7 @@ import type { DeliveryMeta, IgnoreReason } from "../events/provider-events.ts";
 import { lastAppliedAt } from "../events/provider-events.ts";
 import type { ProviderName, ProviderNotification, ProviderOutcome } from "../providers/provider.ts";
 import { metrics } from "../telemetry/metrics.ts";
+import { paymentColumns, refundColumns } from "./columns.ts";
 import type { Actor, ServiceContext, VerbContext } from "./context.ts";
 import { settleRefund } from "./refunds.ts";
 import type { PaymentRow, RefundRow } from "./serialize.ts";
@@ -124,9 +125,11 @@ async function lockPayment(
         [provider, n.providerPaymentId],
       ));
   const { rows } = n.paymentId
-    ? await tx.query<PaymentRow>("SELECT * FROM payments WHERE id = $1 FOR UPDATE", [n.paymentId])
+    ? await tx.query<PaymentRow>(`SELECT ${paymentColumns()} FROM payments WHERE id = $1 FOR UPDATE`, [
+        n.paymentId,
+      ])
     : await tx.query<PaymentRow>(
-        "SELECT * FROM payments WHERE provider = $1 AND provider_payment_id = $2 FOR UPDATE",
+        `SELECT ${paymentColumns()} FROM payments WHERE provider = $1 AND provider_payment_id = $2 FOR UPDATE`,
         [provider, n.providerPaymentId],
       );
   return rows[0];
@@ -142,7 +145,7 @@ async function refundEffect(
   const refundId = n.refund?.refundId;
   if (!n.refund || !refundId) return { status: "ignored", reason: "no_reference" };
   const { rows } = await tx.query<RefundRow>(
-    `SELECT r.* FROM refunds r JOIN payments p ON p.id = r.payment_id
+    `SELECT ${refundColumns("r")} FROM refunds r JOIN payments p ON p.id = r.payment_id
      WHERE r.id = $1 AND p.provider = $2 FOR UPDATE OF r`,
     [refundId, provider],
   );

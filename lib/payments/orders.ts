@@ -3,6 +3,7 @@ import { invalidState, notFound } from "../http/errors.ts";
 import type { JsonText } from "../http/json-text.ts";
 import { stillAuthenticating } from "./cancel.ts";
 import { cancelAskingProvidersFirst, cancelAtProviderFirst } from "./cancel-at-provider.ts";
+import { orderColumns, paymentColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { type ListParams, listPage } from "./list.ts";
@@ -88,10 +89,10 @@ export async function createOrder(ctx: VerbContext, input: CreateOrderInput): Pr
 
 export async function getOrder(ctx: VerbContext, id: string): Promise<JsonText> {
   const order = await readThrough(ctx, "order", id, async () => {
-    const { rows } = await ctx.db.query<OrderRow>("SELECT * FROM orders WHERE id = $1 AND merchant_id = $2", [
-      id,
-      ctx.actor.merchantId,
-    ]);
+    const { rows } = await ctx.db.query<OrderRow>(
+      `SELECT ${orderColumns()} FROM orders WHERE id = $1 AND merchant_id = $2`,
+      [id, ctx.actor.merchantId],
+    );
     return rows[0] ? orderObject(rows[0]) : undefined;
   });
   if (!order) throw notFound("order");
@@ -119,7 +120,7 @@ export async function cancelOrder(ctx: VerbContext, id: string): Promise<OrderOb
     async () => {
       // At most one: an order has at most one payment in flight (payments_one_active_per_order).
       const { rows: waiting } = await ctx.db.query<PaymentRow>(
-        `SELECT p.* FROM payments p JOIN orders o ON o.id = p.order_id
+        `SELECT ${paymentColumns("p")} FROM payments p JOIN orders o ON o.id = p.order_id
          WHERE p.order_id = $1 AND o.merchant_id = $2 AND o.status = 'pending' AND p.status = 'requires_action'`,
         [id, ctx.actor.merchantId],
       );
@@ -157,7 +158,7 @@ async function cancelOrderHere(
 ): Promise<{ order: OrderObject; voided: (PaymentRow & { previous_status: string })[] } | "ask_provider"> {
   // Locking the order serializes this with confirms of its payments, which lock it too.
   const locked = await tx.query<OrderRow>(
-    "SELECT * FROM orders WHERE id = $1 AND merchant_id = $2 FOR UPDATE",
+    `SELECT ${orderColumns()} FROM orders WHERE id = $1 AND merchant_id = $2 FOR UPDATE`,
     [id, ctx.actor.merchantId],
   );
   const current = locked.rows[0];
@@ -181,7 +182,7 @@ async function cancelOrderHere(
              WHERE order_id = $1 AND status IN ('requires_confirmation', 'requires_action', 'requires_capture')
              FOR UPDATE) old
        WHERE p.id = old.id AND p.status IN ('requires_confirmation', 'requires_action', 'requires_capture')
-       RETURNING p.*, old.previous_status`,
+       RETURNING ${paymentColumns("p")}, old.previous_status`,
     [id],
   );
   for (const payment of canceledPayments.rows) {
@@ -198,7 +199,7 @@ async function cancelOrderHere(
     });
   }
   const updated = await tx.query<OrderRow>(
-    "UPDATE orders SET status = 'canceled', updated_at = now() WHERE id = $1 RETURNING *",
+    `UPDATE orders SET status = 'canceled', updated_at = now() WHERE id = $1 RETURNING ${orderColumns()}`,
     [id],
   );
   const order = orderObject(updated.rows[0] as OrderRow);

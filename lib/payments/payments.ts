@@ -1,6 +1,7 @@
 import { ApiError, invalidState, notFound } from "../http/errors.ts";
 import type { JsonText } from "../http/json-text.ts";
 import type { ProviderName } from "../providers/provider.ts";
+import { orderColumns, paymentColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { type ListParams, listPage } from "./list.ts";
@@ -27,10 +28,10 @@ export interface CreatePaymentInput {
 
 /** Creates a payment for a pending order; amount and currency come from the order. */
 export async function createPayment(ctx: VerbContext, input: CreatePaymentInput): Promise<PaymentObject> {
-  const orders = await ctx.db.query<OrderRow>("SELECT * FROM orders WHERE id = $1 AND merchant_id = $2", [
-    input.order_id,
-    ctx.actor.merchantId,
-  ]);
+  const orders = await ctx.db.query<OrderRow>(
+    `SELECT ${orderColumns()} FROM orders WHERE id = $1 AND merchant_id = $2`,
+    [input.order_id, ctx.actor.merchantId],
+  );
   const order = orders.rows[0];
   if (!order) {
     throw new ApiError("not_found", "No such order.", {
@@ -134,7 +135,7 @@ export async function getPayment(ctx: VerbContext, id: string): Promise<JsonText
 
 export async function findPayment(ctx: VerbContext, id: string): Promise<PaymentRow | undefined> {
   const { rows } = await ctx.db.query<PaymentRow>(
-    "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
+    `SELECT ${paymentColumns()} FROM payments WHERE id = $1 AND merchant_id = $2`,
     [id, ctx.actor.merchantId],
   );
   return rows[0];

@@ -5,6 +5,7 @@ import {
   type ProviderOutcome,
   providerIdempotencyKey,
 } from "../providers/provider.ts";
+import { paymentColumns, refundColumns } from "./columns.ts";
 import type { ServiceContext, VerbContext } from "./context.ts";
 import { toProviderPayment } from "./provider-payment.ts";
 import { settleRefund } from "./refunds.ts";
@@ -55,7 +56,7 @@ export async function reconcile(
   const result = { payments: zero(), refunds: zero() };
 
   const payments = await service.db.query<PaymentRow>(
-    `SELECT * FROM payments
+    `SELECT ${paymentColumns()} FROM payments
      WHERE status = 'processing' AND processing_since < now() - $1 * interval '1 second'
      ORDER BY processing_since LIMIT $2`,
     [olderThan, limit],
@@ -89,15 +90,16 @@ export async function reconcile(
   }
 
   const refunds = await service.db.query<RefundRow>(
-    `SELECT * FROM refunds WHERE status = 'pending' AND created_at < now() - $1 * interval '1 second'
+    `SELECT ${refundColumns()} FROM refunds WHERE status = 'pending' AND created_at < now() - $1 * interval '1 second'
      ORDER BY created_at LIMIT $2`,
     [olderThan, limit],
   );
   for (const refund of refunds.rows) {
     result.refunds.checked++;
-    const found = await service.db.query<PaymentRow>("SELECT * FROM payments WHERE id = $1", [
-      refund.payment_id,
-    ]);
+    const found = await service.db.query<PaymentRow>(
+      `SELECT ${paymentColumns()} FROM payments WHERE id = $1`,
+      [refund.payment_id],
+    );
     const payment = found.rows[0];
     const status =
       payment &&

@@ -3,6 +3,7 @@ import { ApiError, invalidState, notFound } from "../http/errors.ts";
 import type { JsonText } from "../http/json-text.ts";
 import { callProvider } from "../providers/call.ts";
 import { ProviderError, type ProviderName, providerIdempotencyKey } from "../providers/provider.ts";
+import { paymentColumns, refundColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { toProviderPayment } from "./provider-payment.ts";
@@ -34,13 +35,13 @@ export async function createRefund(ctx: VerbContext, input: CreateRefundInput): 
        FROM target t
        WHERE p.id = t.id AND p.status = 'succeeded' AND t.refund_amount > 0
          AND p.amount_refunded + t.refund_amount <= p.amount_captured
-       RETURNING p.*, t.refund_amount`,
+       RETURNING ${paymentColumns("p")}, t.refund_amount`,
       [input.payment_id, ctx.actor.merchantId, input.amount ?? null],
     );
     const payment = reserved.rows[0];
     if (!payment) {
       const current = await tx.query<PaymentRow>(
-        "SELECT * FROM payments WHERE id = $1 AND merchant_id = $2",
+        `SELECT ${paymentColumns()} FROM payments WHERE id = $1 AND merchant_id = $2`,
         [input.payment_id, ctx.actor.merchantId],
       );
       const row = current.rows[0];
@@ -59,7 +60,7 @@ export async function createRefund(ctx: VerbContext, input: CreateRefundInput): 
     const refundAmount = payment.refund_amount;
     const inserted = await tx.query<RefundRow>(
       `INSERT INTO refunds (id, merchant_id, payment_id, amount, currency, status, reason)
-       VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING *`,
+       VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING ${refundColumns()}`,
       [id, ctx.actor.merchantId, payment.id, refundAmount, payment.currency, input.reason ?? null],
     );
     await recordChange(tx, ctx, {
@@ -119,7 +120,7 @@ export async function settleRefund(
 ): Promise<RefundRow> {
   const row = await ctx.db.transaction(async (tx) => {
     const updated = await tx.query<RefundRow>(
-      `UPDATE refunds SET status = $2, failure = $3, updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING *`,
+      `UPDATE refunds SET status = $2, failure = $3, updated_at = now() WHERE id = $1 AND status = 'pending' RETURNING ${refundColumns()}`,
       [
         refund.id,
         status,
@@ -165,7 +166,7 @@ export async function settleRefund(
 export async function getRefund(ctx: VerbContext, id: string): Promise<JsonText> {
   const refund = await readThrough(ctx, "refund", id, async () => {
     const { rows } = await ctx.db.query<RefundRow>(
-      "SELECT * FROM refunds WHERE id = $1 AND merchant_id = $2",
+      `SELECT ${refundColumns()} FROM refunds WHERE id = $1 AND merchant_id = $2`,
       [id, ctx.actor.merchantId],
     );
     return rows[0] ? refundObject(rows[0]) : undefined;

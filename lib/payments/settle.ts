@@ -1,6 +1,7 @@
 import type { Queryable } from "../db/db.ts";
 import type { ProviderOutcome } from "../providers/provider.ts";
 import { metrics } from "../telemetry/metrics.ts";
+import { orderColumns, paymentColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
 import { type Currency, isCurrency, toMajorUnits } from "./money.ts";
 import { changeCtes } from "./records.ts";
@@ -82,7 +83,7 @@ export async function afterSettleCommit(ctx: VerbContext, row: PaymentRow): Prom
  * few payments have settled (a young table) it picks one and reads every settled payment on each settle.
  */
 export const SETTLE_STATEMENT = `WITH locked_order AS (
-    SELECT * FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE
+    SELECT ${orderColumns()} FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE
   ), old AS (
     SELECT id, status AS previous_status FROM payments
     WHERE id = $1 AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE
@@ -98,7 +99,7 @@ export const SETTLE_STATEMENT = `WITH locked_order AS (
     updated_at = now()
   FROM old
   WHERE p.id = $1 AND p.id = old.id AND old.previous_status = ANY($2::text[])
-  RETURNING p.*, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order`;
+  RETURNING ${paymentColumns("p")}, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order`;
 
 export async function settleInTransaction(
   tx: Queryable,

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { isUnavailable } from "../../lib/db/db.ts";
 import { type BackendDb, openBackendDb, postgresSkipReason, serverBackends } from "../support/backends.ts";
+import { orderWithPayment, startTestService } from "../support/harness.ts";
 
 const skip = await postgresSkipReason();
 if (skip) process.stderr.write(`test/dataplane/prepared-statements: ${skip}\n`);
@@ -60,5 +61,62 @@ describe.skipIf(skip).each(serverBackends())("named statements through the %s dr
     expect(isUnavailable(failed)).toBe(true);
     const again = await db.transaction((tx) => tx.query(read, [1]));
     expect(again.rows).toEqual([{ id: 1, note: "added", later: 7 }]);
+  });
+
+  it("serves every operation on the statements it prepared before a migration added columns to its tables", async () => {
+    const db = await open();
+    const t = await startTestService({ db, cache: undefined });
+    try {
+      // Each write in a transaction of its own (confirm, settle, refund, cancels) and the reads, with an
+      // Idempotency-Key where the API takes one: the statements the service prepares.
+      const key = () => crypto.randomUUID();
+      const operations = async (
+        payment: { id: string; order_id: string },
+        other: { id: string; order_id: string },
+      ) => {
+        const answers = [
+          await t.call("POST", `/v1/payments/${payment.id}/confirm`, { body: {}, idempotencyKey: key() }),
+          await t.call("GET", `/v1/payments/${payment.id}`),
+          await t.call("GET", `/v1/orders/${payment.order_id}`),
+          await t.call("GET", "/v1/payments?limit=2"),
+          await t.call("POST", "/v1/refunds", {
+            body: { payment_id: payment.id, amount: 100 },
+            idempotencyKey: key(),
+          }),
+          await t.call("POST", `/v1/payments/${other.id}/cancel`, { body: {}, idempotencyKey: key() }),
+          await t.call("POST", `/v1/orders/${other.order_id}/cancel`, { body: {}, idempotencyKey: key() }),
+        ];
+        // And the creates (an order, its payment) once more.
+        const created = await orderWithPayment(t);
+        return [
+          ...answers.map((answer) => `${answer.status} ${answer.body?.status}`),
+          created.payment.status,
+        ];
+      };
+      const payments = [];
+      for (let i = 0; i < 4; i++) payments.push((await orderWithPayment(t)).payment);
+      const [first, firstOther, second, secondOther] = payments;
+      const before = await operations(first, firstOther);
+      expect(before).toEqual([
+        "200 succeeded",
+        "200 succeeded",
+        "200 paid",
+        "200 undefined",
+        "201 succeeded",
+        "200 canceled",
+        "200 canceled",
+        "requires_confirmation",
+      ]);
+      await db.exec(
+        `ALTER TABLE payments ADD COLUMN added_later text;
+         ALTER TABLE orders ADD COLUMN added_later text;
+         ALTER TABLE refunds ADD COLUMN added_later text`,
+      );
+      // A confirm first: inside a transaction, a statement whose result changed would answer 503. Every statement
+      // names its columns, so none changed.
+      expect(await operations(second, secondOther)).toEqual(before);
+    } finally {
+      await t.service.cache.close();
+    }
   });
 });
