@@ -78,3 +78,22 @@ export async function fixedLoad(
     usage: used,
   };
 }
+
+/**
+ * Interleaved rounds of one load as one result: the figures of its median round by requests/s (the requests/s of
+ * every round are kept), with the errors and answers of all rounds.
+ */
+export function mergeRounds(rounds: FixedResult[]): FixedResult & { rounds_requests_per_second: number[] } {
+  if (rounds.length === 0) throw new Error("mergeRounds: no rounds");
+  const byRate = [...rounds].sort((a, b) => a.requests_per_second - b.requests_per_second);
+  const median = byRate[Math.floor((byRate.length - 1) / 2)] as FixedResult;
+  const statuses: Record<string, number> = {};
+  for (const round of rounds)
+    for (const [status, n] of Object.entries(round.statuses)) statuses[status] = (statuses[status] ?? 0) + n;
+  return {
+    ...median,
+    errors: rounds.reduce((sum, round) => sum + round.errors, 0),
+    statuses,
+    rounds_requests_per_second: rounds.map((round) => round.requests_per_second),
+  };
+}

@@ -18,7 +18,7 @@ import {
   seedUnconfirmedPayments,
   unsentEvents,
 } from "./database.ts";
-import { type FixedRequest, fixedLoad } from "./fixed-load.ts";
+import { type FixedRequest, type FixedResult, fixedLoad, mergeRounds } from "./fixed-load.ts";
 import { type Merchant, MIX, pickWeighted } from "./journeys.ts";
 import { type PreparedQueue, runClosedLoop, runPacedMix, seedPayments } from "./load.ts";
 import { type Phase, parseOptions } from "./options.ts";
@@ -26,7 +26,7 @@ import { CONFIRM_SCRIPT, FLOW_SCRIPT, preparePgbench, runPgbench } from "./pgben
 import { machine, startUsage, type Usage } from "./proc.ts";
 import { summarizeProfile } from "./profile.ts";
 import { countKeys, deleteKeys, redisReachable } from "./redis-keys.ts";
-import { type BenchResults, type ConfirmOnly, fixedRatio, markdown, ratio } from "./report.ts";
+import { type BenchResults, type ConfirmOnly, fixedRatio, markdown, ratio, roundsRatio } from "./report.ts";
 import { JWT_SECRET, LOG_LEVEL, RATE_LIMIT, type ServiceBackends, serviceEnv } from "./service-env.ts";
 import { evaluateTargets } from "./targets.ts";
 
@@ -311,6 +311,10 @@ async function main(): Promise<number> {
       else await stop(service);
     }
 
+    // The references' services run without the sink, as pgbench's scripts write their events and send none: they
+    // measure the request path against its ceilings; the two mixes measure the whole service, delivery included.
+    const referenceBackends: ServiceBackends = { ...backends, eventSink: undefined };
+
     // 2. A second service for the references: cache-hit reads, /health, the confirm loop.
     let payments: { id: string; merchant: Merchant }[] = [];
     const fixed = {
@@ -323,39 +327,12 @@ async function main(): Promise<number> {
         path: `/v1/payments/${p.id}`,
         headers: { authorization: `Bearer ${p.merchant.token}` },
       }));
-    let health: Awaited<ReturnType<typeof fixedLoad>> | undefined;
-    let getPayment: (Awaited<ReturnType<typeof fixedLoad>> & { cache_hit_ratio: number | null }) | undefined;
     if (wants("http") || wants("confirm") || wants("runtimes")) {
-      // Without the sink, as pgbench's scripts write their events and send none: the confirm reference measures
-      // the request path against its ceiling; the two mixes above measure the whole service, delivery included.
-      const service =
-        kept ?? track(await startService({ ...backends, eventSink: undefined }, "service (references)"));
+      const service = kept ?? track(await startService(referenceBackends, "service (references)"));
       kept = undefined;
       log(`seeding ${options.readPayments} paid payments`);
       payments = await seedPayments(service.port, merchants, options.readPayments);
-      if (wants("http")) {
-        log("GET /health");
-        health = await fixedLoad(service.port, [{ path: "/health" }], { ...fixed, serverPid: service.pid });
-        log("GET /v1/payments/{id} (cache hit)");
-        const hitLabels = ['cache="status"', 'result="hit"'];
-        const missLabels = ['cache="status"', 'result="miss"'];
-        const [hits0, misses0] = await Promise.all([
-          counter(service.port, "cache_requests_total", hitLabels),
-          counter(service.port, "cache_requests_total", missLabels),
-        ]);
-        const result = await fixedLoad(service.port, paymentReads(), { ...fixed, serverPid: service.pid });
-        const [hits1, misses1] = await Promise.all([
-          counter(service.port, "cache_requests_total", hitLabels),
-          counter(service.port, "cache_requests_total", missLabels),
-        ]);
-        const hits = (hits1 ?? 0) - (hits0 ?? 0);
-        const misses = (misses1 ?? 0) - (misses0 ?? 0);
-        getPayment = {
-          ...result,
-          cache_hit_ratio:
-            hits1 === undefined ? null : Math.round((hits / Math.max(1, hits + misses)) * 10_000) / 10_000,
-        };
-      }
+      if (wants("http")) results.references.http = await httpReferences(service, paymentReads());
       if (wants("confirm")) {
         const loop = async (scenario: "confirm_flow" | "confirm_prepared", prepared?: PreparedQueue) => {
           const cpu = cpuOverWindow(service.pid);
@@ -413,40 +390,13 @@ async function main(): Promise<number> {
       await stop(service);
     }
 
-    // 3. The HTTP ceiling: node:http with nothing to do, measured the same way.
-    if (wants("http") && health && getPayment) {
-      const port = await freePort();
-      log("bare node:http");
-      const bare = track(
-        await startChild(
-          "bare node:http",
-          ["--import", "tsx", "bench/bare-server.ts"],
-          { ...process.env, PORT: String(port) },
-          port,
-          {
-            readyPath: "/",
-            cwd: ROOT,
-          },
-        ),
-      );
-      const ceiling = await fixedLoad(port, [{ path: "/" }], { ...fixed, serverPid: bare.pid });
-      await stop(bare);
-      results.references.http = {
-        bare_node_http: ceiling,
-        health,
-        get_payment_cache_hit: getPayment,
-        health_vs_bare: fixedRatio(health, ceiling),
-        get_payment_vs_bare: fixedRatio(getPayment, ceiling),
-      };
-    }
-
-    // 4. The same status route on both runtimes, one after the other.
+    // 3. The same status route on both runtimes, one after the other.
     if (wants("runtimes")) {
       // Profiled with --profile: this child serves nothing but the cache-hit read, so its profile is that path's.
       const profileDir = options.profile ? join(outDir, `profile-${runId}`, "get-payment") : undefined;
       const fast = track(
         await startService(
-          backends,
+          referenceBackends,
           "status on @hono/node-server",
           { FUNCTION_TARGET: "status" },
           profileDir,
@@ -462,7 +412,7 @@ async function main(): Promise<number> {
         await startChild(
           "status on functions-framework",
           functionsFrameworkArgs(port),
-          serviceEnv(backends, port),
+          serviceEnv(referenceBackends, port),
           port,
           {
             cwd: ROOT,
@@ -478,7 +428,7 @@ async function main(): Promise<number> {
       };
     }
 
-    // 5. The database's ceiling for the same work, with no service in between.
+    // 4. The database's ceiling for the same work, with no service in between.
     if (wants("pgbench")) {
       if (!database) {
         results.skipped.push("pgbench: needs PostgreSQL (not with --embedded)");
@@ -556,6 +506,79 @@ async function main(): Promise<number> {
   process.stdout.write(`${md}\n`);
   log(`wrote ${join(options.out, "latest.json")} and ${join(options.out, "latest.md")}`);
   return results.ok ? 0 : 1;
+}
+
+/**
+ * Our GET /health and cache-hit GET /v1/payments/{id} against the HTTP ceiling, bare node:http answering a constant
+ * JSON: interleaved rounds of the three (--ref-rounds), each round's ratios taken side by side, reported as
+ * their medians. This machine's speed changes from one minute to the next (the bare server has done twice as many
+ * requests/s in one round as in the one before), so one run of each, a minute apart, can say anything.
+ */
+async function httpReferences(service: Child, paymentReads: FixedRequest[]) {
+  const port = await freePort();
+  log("starting bare node:http");
+  const bare = await startChild(
+    "bare node:http",
+    ["--import", "tsx", "bench/bare-server.ts"],
+    { ...process.env, PORT: String(port) },
+    port,
+    { readyPath: "/", cwd: ROOT },
+  );
+  const runs = {
+    bare: { port, pid: bare.pid, requests: [{ path: "/" }], label: "bare node:http" },
+    health: { port: service.port, pid: service.pid, requests: [{ path: "/health" }], label: "GET /health" },
+    get: {
+      port: service.port,
+      pid: service.pid,
+      requests: paymentReads,
+      label: "GET /v1/payments/{id} (cache hit)",
+    },
+  };
+  const rounds: Record<keyof typeof runs, FixedResult[]> = { bare: [], health: [], get: [] };
+  const hitLabels = ['cache="status"', 'result="hit"'];
+  const missLabels = ['cache="status"', 'result="miss"'];
+  const cacheCounts = () =>
+    Promise.all([
+      counter(service.port, "cache_requests_total", hitLabels),
+      counter(service.port, "cache_requests_total", missLabels),
+    ]);
+  try {
+    const [hits0, misses0] = await cacheCounts();
+    for (let i = 0; i < options.refRounds; i++) {
+      // The order turns each round, so no run always comes first after the other server has been busy.
+      const order = (["bare", "health", "get"] as const).map(
+        (_, j, all) => all[(i + j) % all.length] ?? "bare",
+      );
+      for (const kind of order) {
+        const run = runs[kind];
+        log(`${run.label}, round ${i + 1} of ${options.refRounds}`);
+        rounds[kind].push(
+          await fixedLoad(run.port, run.requests, {
+            connections: options.refConnections,
+            warmupSeconds: i === 0 ? options.refWarmup : Math.min(1, options.refWarmup),
+            durationSeconds: options.refDuration / options.refRounds,
+            serverPid: run.pid,
+          }),
+        );
+      }
+    }
+    const [hits1, misses1] = await cacheCounts();
+    const hits = (hits1 ?? 0) - (hits0 ?? 0);
+    const misses = (misses1 ?? 0) - (misses0 ?? 0);
+    return {
+      bare_node_http: mergeRounds(rounds.bare),
+      health: mergeRounds(rounds.health),
+      get_payment_cache_hit: {
+        ...mergeRounds(rounds.get),
+        cache_hit_ratio:
+          hits1 === undefined ? null : Math.round((hits / Math.max(1, hits + misses)) * 10_000) / 10_000,
+      },
+      health_vs_bare: roundsRatio(rounds.health, rounds.bare),
+      get_payment_vs_bare: roundsRatio(rounds.get, rounds.bare),
+    };
+  } finally {
+    await bare.stop();
+  }
 }
 
 /** The summary of the profile a child wrote into `dir` on exit. */

@@ -20,6 +20,8 @@ export interface BenchOptions {
   /** Connections and seconds of the reference runs (ceilings, confirm loop, runtimes). */
   refConnections: number;
   refDuration: number;
+  /** Interleaved rounds the HTTP references (bare node:http, /health, the cache hit) split refDuration into. */
+  refRounds: number;
   refWarmup: number;
   /** The service's PostgreSQL pool; pgbench gets as many clients. */
   pool: number;
@@ -48,6 +50,8 @@ const USAGE = `npm run bench -- [options]
                         times (default 200, k6/mix.ts's default load: about 600 req/s, 1000 sessions; smoke 5)
   --ref-connections N   connections of the reference runs (default 100; smoke 10)
   --ref-duration S      measured seconds of each reference run (default 8; smoke 1)
+  --ref-rounds N        interleaved rounds of bare node:http, /health and the cache hit, splitting --ref-duration;
+                        ratios are the medians of the rounds' (default 5; smoke 1)
   --pool N              the service's DB_POOL_MAX and pgbench's client count (default 10)
   --merchants N         merchants (tokens) the load is spread over (default 10)
   --provider-latency MS sandbox provider latency (default 0: measure the service, not a fake network)
@@ -74,6 +78,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       warmup: { type: "string" },
       "ref-connections": { type: "string" },
       "ref-duration": { type: "string" },
+      "ref-rounds": { type: "string" },
       pool: { type: "string" },
       merchants: { type: "string" },
       "provider-latency": { type: "string" },
@@ -118,6 +123,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     warmup: number("warmup", values.warmup, smoke ? 1 : 5),
     refConnections: Math.floor(number("ref-connections", values["ref-connections"], smoke ? 10 : 100, 1)),
     refDuration: number("ref-duration", values["ref-duration"], smoke ? 1 : 8, 0.5),
+    refRounds: Math.floor(number("ref-rounds", values["ref-rounds"], smoke ? 1 : 5, 1)),
     refWarmup: smoke ? 0.5 : 2,
     pool: Math.floor(number("pool", values.pool, 10, 1)),
     merchants: Math.floor(number("merchants", values.merchants, smoke ? 3 : 10, 1)),
