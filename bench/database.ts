@@ -3,12 +3,19 @@ import pg from "pg";
 /** A database of its own for one bench run on the machine's PostgreSQL, dropped at the end. */
 export interface ScratchDatabase {
   name: string;
+  /** What the service is given as DATABASE_URL. */
   url: string;
+  /** The schema the service's tables are in: public, or the service's DB_SCHEMA (created here). */
+  schema: string;
+  /** `url` with that schema as search_path: for the bench's own statements on the service's tables. */
+  tablesUrl: string;
   serverVersion: string;
   drop: () => Promise<void>;
 }
 
-export async function createScratchDatabase(adminUrl: string): Promise<ScratchDatabase> {
+export async function createScratchDatabase(adminUrl: string, schema = "public"): Promise<ScratchDatabase> {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
+    throw new Error(`DB_SCHEMA ${schema}: not a lower-case identifier`);
   const name = `bench_${new Date().toISOString().replace(/\D/g, "").slice(0, 14)}_${process.pid}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -23,9 +30,15 @@ export async function createScratchDatabase(adminUrl: string): Promise<ScratchDa
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
+  const tablesUrl = new URL(url);
+  tablesUrl.searchParams.set("options", `-c search_path=${schema}`);
+  // The service creates no schema of its own (DB_SCHEMA names one that exists, as on a shared database).
+  if (schema !== "public") await execSql(url.toString(), `CREATE SCHEMA ${schema}`);
   return {
     name,
     url: url.toString(),
+    schema,
+    tablesUrl: tablesUrl.toString(),
     serverVersion,
     async drop() {
       const client = new pg.Client({ connectionString: adminUrl });
@@ -39,7 +52,7 @@ export async function createScratchDatabase(adminUrl: string): Promise<ScratchDa
   };
 }
 
-/** Runs statements on the scratch database (the pgbench tables). */
+/** Runs statements on the scratch database. */
 export async function execSql(url: string, sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();

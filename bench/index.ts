@@ -206,7 +206,7 @@ async function main(): Promise<number> {
         "PGlite (embedded, in the service process), one data dir shared by the runs in turn";
       results.setup.cache = "memory (embedded)";
     } else {
-      const db = await createScratchDatabase(options.pgUrl);
+      const db = await createScratchDatabase(options.pgUrl, options.serviceEnv.DB_SCHEMA);
       database = db;
       cleanups.push(() => db.drop());
       results.machine.postgres = database.serverVersion;
@@ -232,7 +232,7 @@ async function main(): Promise<number> {
             providerLatencyMs: 0,
           },
           0,
-          { PORT: "3005" },
+          { PORT: "3005", ...options.serviceEnv },
         ),
       });
     }
@@ -366,7 +366,7 @@ async function main(): Promise<number> {
           const count = Math.max(2_000, (options.refWarmup + 1 + options.refDuration) * 2_000);
           log(`confirm loop: ${options.refConnections} users, ${count} payments created beforehand`);
           const byId = new Map(merchants.map((m) => [m.id, m]));
-          const prepared = (await seedUnconfirmedPayments(database.url, [...byId.keys()], count)).map(
+          const prepared = (await seedUnconfirmedPayments(database.tablesUrl, [...byId.keys()], count)).map(
             (p) => ({
               id: p.id,
               merchant: byId.get(p.merchantId) as Merchant,
@@ -435,9 +435,14 @@ async function main(): Promise<number> {
       } else {
         const seconds = Math.max(1, options.refDuration);
         log(`pgbench: ${options.pool} clients, ${seconds} s per script`);
-        await preparePgbench(database.url, seconds);
+        await preparePgbench(database.url, seconds, database.schema);
         const prepared = !["false", "0"].includes(options.serviceEnv.DB_PREPARED_STATEMENTS ?? "true");
-        const run = { clients: options.pool, durationSeconds: seconds, prepared };
+        const run = {
+          clients: options.pool,
+          durationSeconds: seconds,
+          prepared,
+          serviceSchema: database.schema,
+        };
         const pgConfirm = await runPgbench(database.url, CONFIRM_SCRIPT, run);
         const pgFlow = await runPgbench(database.url, FLOW_SCRIPT, run);
         const c = results.references.confirm;
@@ -472,7 +477,7 @@ async function main(): Promise<number> {
     for (const c of children.filter((c) => c.name !== "event sink")) await stop(c);
     results.events = {
       received: await sinkCount(sinkPort),
-      unsent: database ? await unsentEvents(database.url) : null,
+      unsent: database ? await unsentEvents(database.tablesUrl) : null,
     };
     // Without the mix phase, say which cache the other phases' services used (before the keys are cleaned up).
     if (!results.setup.cache) results.setup.cache = await cacheInUse(redisUrl, redisKeyPrefix);

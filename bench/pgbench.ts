@@ -156,18 +156,22 @@ SELECT id, amount FROM created
 \\gset p_
 ${confirmSteps(":p_id")}`;
 
-/** Copies of the service's tables with everything that costs on write: constraints, indexes, triggers. */
-function setupSql(prepared: number): string {
-  const copy = (table: string) => `CREATE TABLE ${SCHEMA}.${table} (LIKE public.${table} INCLUDING ALL);`;
+/**
+ * Copies of the service's tables (in `serviceSchema`) with everything that costs on write: constraints, indexes,
+ * triggers.
+ */
+function setupSql(prepared: number, serviceSchema: string): string {
+  const copy = (table: string) =>
+    `CREATE TABLE ${SCHEMA}.${table} (LIKE ${serviceSchema}.${table} INCLUDING ALL);`;
   return `
 DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE;
 CREATE SCHEMA ${SCHEMA};
 ${["orders", "payments", "audit_log", "outbox", "idempotency_keys", "sandbox_charges"].map(copy).join("\n")}
 ALTER TABLE ${SCHEMA}.payments ADD FOREIGN KEY (order_id) REFERENCES ${SCHEMA}.orders (id);
 CREATE TRIGGER payments_transition BEFORE UPDATE ON ${SCHEMA}.payments
-  FOR EACH ROW EXECUTE FUNCTION public.payments_check_transition();
+  FOR EACH ROW EXECUTE FUNCTION ${serviceSchema}.payments_check_transition();
 CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON ${SCHEMA}.audit_log
-  FOR EACH ROW EXECUTE FUNCTION public.audit_log_append_only();
+  FOR EACH ROW EXECUTE FUNCTION ${serviceSchema}.audit_log_append_only();
 CREATE SEQUENCE ${SCHEMA}.id_seq START 1000000000;
 CREATE SEQUENCE ${SCHEMA}.confirm_seq;
 INSERT INTO ${SCHEMA}.orders (id, merchant_id, amount, currency, description)
@@ -193,9 +197,13 @@ export interface PgbenchResult {
   usage: Usage;
 }
 
-export async function preparePgbench(dbUrl: string, durationSeconds: number): Promise<void> {
+export async function preparePgbench(
+  dbUrl: string,
+  durationSeconds: number,
+  serviceSchema = "public",
+): Promise<void> {
   // More prepared payments than pgbench can confirm in the time: a client that runs out would abort.
-  await execSql(dbUrl, setupSql(Math.max(20_000, Math.ceil(durationSeconds * 8_000))));
+  await execSql(dbUrl, setupSql(Math.max(20_000, Math.ceil(durationSeconds * 8_000)), serviceSchema));
 }
 
 /**
@@ -206,7 +214,7 @@ export async function preparePgbench(dbUrl: string, durationSeconds: number): Pr
 export async function runPgbench(
   dbUrl: string,
   script: string,
-  options: { clients: number; durationSeconds: number; prepared: boolean },
+  options: { clients: number; durationSeconds: number; prepared: boolean; serviceSchema?: string },
 ): Promise<PgbenchResult> {
   const dir = await mkdtemp(join(tmpdir(), "pgbench-"));
   try {
@@ -237,7 +245,11 @@ export async function runPgbench(
         url.pathname.slice(1),
       ],
       {
-        env: { ...process.env, PGOPTIONS: `-c search_path=${SCHEMA},public`, PGPASSWORD: url.password },
+        env: {
+          ...process.env,
+          PGOPTIONS: `-c search_path=${SCHEMA},${options.serviceSchema ?? "public"}`,
+          PGPASSWORD: url.password,
+        },
         maxBuffer: 10 * 1024 * 1024,
       },
     ).catch((error: { stdout?: string; stderr?: string; message: string }) => {
