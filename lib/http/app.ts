@@ -65,7 +65,7 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     // The answers Hono builds (probes, the webhook function's own routes) get it on their own headers. Through
     // c.header(), a header added to a finished response makes Hono rebuild it, and @hono/node-server then streams
     // the copy instead of writing it at once.
-    if (!answeredHeaders(c)) c.res.headers.set("X-Request-Id", requestId);
+    if (!answeredHeaders(c)) setRequestIdOn(c, requestId);
     const route = c.get("route");
     span.end(route, c.res.status);
     const labels = { function: c.get("fn"), method: c.req.method, route };
@@ -259,6 +259,16 @@ export function buildApp(service: ServiceContext, functions: FunctionDefinition[
     } finally {
       await releaseLock();
     }
+  }
+}
+
+/** X-Request-Id on an answer Hono built, on its own headers; see the middleware above. */
+function setRequestIdOn(c: Context, requestId: string): void {
+  try {
+    c.res.headers.set("X-Request-Id", requestId);
+  } catch {
+    // Immutable headers (Response.redirect(), a fetched Response): Hono copies the answer into one it can change.
+    c.header("X-Request-Id", requestId);
   }
 }
 

@@ -3,7 +3,7 @@ import {
   type Context,
   context,
   isSpanContextValid,
-  ProxyTracerProvider,
+  type ProxyTracerProvider,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -18,17 +18,20 @@ import {
  * non-recording span, no export, no SDK code loaded.
  */
 const TRACER_NAME = "payment-service";
-// A ProxyTracer: it finds the SDK's tracer once one is registered, so it can be made once, before that.
-const proxyTracer = trace.getTracer(TRACER_NAME);
-const tracer = () => proxyTracer;
+// Looked up on each use, never kept: a function's bundle carries its own copy of the API, and the SDK (bundled apart,
+// scripts/bundle.ts) registers its provider through another copy. A tracer taken from this copy before that would
+// stay a no-op; the global provider looked up at the time of use is the registered one.
+const tracer = () => trace.getTracer(TRACER_NAME);
 
 /**
  * Whether an SDK has registered a tracer provider. Until one has, a request's span, its context and the header
- * lookups for propagation would all be the API's no-ops: per request, several objects made for nothing.
+ * lookups for propagation would all be the API's no-ops: per request, several objects made for nothing. The global
+ * provider is the API's proxy, of whichever copy of the API registered it (so no instanceof), and it has no
+ * delegate tracer until an SDK has set one.
  */
 function tracingRegistered(): boolean {
-  const provider = trace.getTracerProvider();
-  return !(provider instanceof ProxyTracerProvider) || provider.getDelegateTracer(TRACER_NAME) !== undefined;
+  const provider = trace.getTracerProvider() as Partial<ProxyTracerProvider>;
+  return typeof provider.getDelegateTracer !== "function" || provider.getDelegateTracer(TRACER_NAME) !== undefined;
 }
 
 export interface SpanOptions {

@@ -3,6 +3,7 @@ import { request } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "../../lib/http/app.ts";
 import { orderWithPayment, startTestService, type TestService } from "../support/harness.ts";
 
 let t: TestService;
@@ -119,5 +120,22 @@ describe("X-Request-Id on every kind of answer", () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe("X-Request-Id on an answer whose headers cannot be changed", () => {
+  it("is added to a copy: a fetched Response is passed on as it is, with the id", async () => {
+    const app = buildApp(t.service, [
+      {
+        name: "webhook",
+        routes: [],
+        // fetch() answers with immutable headers, as Response.error() and undici's Response.redirect() do.
+        mount: (hono) => hono.get("/relayed", () => fetch("data:text/plain,relayed")),
+      },
+    ]);
+    const res = await app.request("/relayed", { headers: { "X-Request-Id": "req_immutable" } });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("relayed");
+    expect(res.headers.get("x-request-id")).toBe("req_immutable");
   });
 });

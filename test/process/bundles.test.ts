@@ -1,7 +1,10 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
 import { readFile, rm } from "node:fs/promises";
+import { createServer } from "node:http";
 import Module from "node:module";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Script } from "node:vm";
@@ -190,6 +193,46 @@ describe.skipIf(skip)("function bundles as the image runs them", () => {
     },
     60_000,
   );
+});
+
+describe.skipIf(skip)("tracing in a function bundle", () => {
+  // The SDK is bundled apart from the functions (_otel.cjs, loaded only when an exporter is configured), each with
+  // its own copy of @opentelemetry/api: the function's spans must still reach the SDK the other copy registered.
+  it("status: exports the request's server span, continuing the caller's trace", async () => {
+    const received: { resourceSpans?: { scopeSpans: { spans: { name: string; traceId: string }[] }[] }[] }[] =
+      [];
+    const collector = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk) => {
+        body += chunk;
+      });
+      req.on("end", () => {
+        if (req.url === "/v1/traces") received.push(JSON.parse(body));
+        res.writeHead(200, { "Content-Type": "application/json" }).end("{}");
+      });
+    });
+    collector.listen(0, "127.0.0.1");
+    await once(collector, "listening");
+    const { port } = collector.address() as AddressInfo;
+    const caller = randomBytes(16).toString("hex");
+    const { base, child } = await startBundle("status", {
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+      OTEL_METRICS_EXPORTER: "none",
+    });
+    try {
+      const res = await fetch(`${base}/v1/orders/ord_${"0".repeat(32)}`, {
+        headers: { Authorization: `Bearer ${token}`, traceparent: `00-${caller}-b7ad6b7169203331-01` },
+      });
+      expect(res.status).toBe(404);
+    } finally {
+      await stop(child); // spans still batched are sent on SIGTERM
+      collector.close();
+    }
+    const spans = received
+      .flatMap((r) => r.resourceSpans ?? [])
+      .flatMap((r) => r.scopeSpans.flatMap((s) => s.spans));
+    expect(spans.filter((s) => s.traceId === caller).map((s) => s.name)).toContain("GET /v1/orders/:id");
+  }, 60_000);
 });
 
 /** Starts a bundle as the image does and waits for its first 200 on /ready. */
