@@ -31,7 +31,9 @@ const tracer = () => trace.getTracer(TRACER_NAME);
  */
 function tracingRegistered(): boolean {
   const provider = trace.getTracerProvider() as Partial<ProxyTracerProvider>;
-  return typeof provider.getDelegateTracer !== "function" || provider.getDelegateTracer(TRACER_NAME) !== undefined;
+  return (
+    typeof provider.getDelegateTracer !== "function" || provider.getDelegateTracer(TRACER_NAME) !== undefined
+  );
 }
 
 export interface SpanOptions {
