@@ -79,14 +79,22 @@ export async function fixedLoad(
   };
 }
 
+/** The middle element of a non-empty list sorted by `key`; the lower of the two middle ones for an even count. */
+export function medianBy<T>(items: T[], key: (item: T) => number): T {
+  if (items.length === 0) throw new Error("medianBy: no items");
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)] as T;
+}
+
 /**
  * Interleaved rounds of one load as one result: the figures of its median round by requests/s (the requests/s of
- * every round are kept), with the errors and answers of all rounds.
+ * every round are kept), with the errors and answers of all rounds, and the most cores other processes took in
+ * any round.
  */
-export function mergeRounds(rounds: FixedResult[]): FixedResult & { rounds_requests_per_second: number[] } {
-  if (rounds.length === 0) throw new Error("mergeRounds: no rounds");
-  const byRate = [...rounds].sort((a, b) => a.requests_per_second - b.requests_per_second);
-  const median = byRate[Math.floor((byRate.length - 1) / 2)] as FixedResult;
+export function mergeRounds(
+  rounds: FixedResult[],
+): FixedResult & { rounds_requests_per_second: number[]; rounds_max_other_cores: number } {
+  const median = medianBy(rounds, (round) => round.requests_per_second);
   const statuses: Record<string, number> = {};
   for (const round of rounds)
     for (const [status, n] of Object.entries(round.statuses)) statuses[status] = (statuses[status] ?? 0) + n;
@@ -95,5 +103,6 @@ export function mergeRounds(rounds: FixedResult[]): FixedResult & { rounds_reque
     errors: rounds.reduce((sum, round) => sum + round.errors, 0),
     statuses,
     rounds_requests_per_second: rounds.map((round) => round.requests_per_second),
+    rounds_max_other_cores: Math.max(...rounds.map((round) => round.usage.other_cores ?? 0)),
   };
 }

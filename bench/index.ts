@@ -332,7 +332,11 @@ async function main(): Promise<number> {
       kept = undefined;
       log(`seeding ${options.readPayments} paid payments`);
       payments = await seedPayments(service.port, merchants, options.readPayments);
-      if (wants("http")) results.references.http = await httpReferences(service, paymentReads());
+      if (wants("http")) {
+        results.references.http = await httpReferences(service, paymentReads(), (child) =>
+          stop(track(child)),
+        );
+      }
       if (wants("confirm")) {
         const loop = async (scenario: "confirm_flow" | "confirm_prepared", prepared?: PreparedQueue) => {
           const cpu = cpuOverWindow(service.pid);
@@ -519,7 +523,12 @@ async function main(): Promise<number> {
  * their medians. This machine's speed changes from one minute to the next (the bare server has done twice as many
  * requests/s in one round as in the one before), so one run of each, a minute apart, can say anything.
  */
-async function httpReferences(service: Child, paymentReads: FixedRequest[]) {
+async function httpReferences(
+  service: Child,
+  paymentReads: FixedRequest[],
+  /** Stops a child and reports what it logged, as the bench's other children are. */
+  stopChild: (child: Child) => Promise<void>,
+) {
   const port = await freePort();
   log("starting bare node:http");
   const bare = await startChild(
@@ -561,7 +570,7 @@ async function httpReferences(service: Child, paymentReads: FixedRequest[]) {
           await fixedLoad(run.port, run.requests, {
             connections: options.refConnections,
             warmupSeconds: i === 0 ? options.refWarmup : Math.min(1, options.refWarmup),
-            durationSeconds: options.refDuration / options.refRounds,
+            durationSeconds: Math.max(1, options.refDuration / options.refRounds),
             serverPid: run.pid,
           }),
         );
@@ -582,7 +591,7 @@ async function httpReferences(service: Child, paymentReads: FixedRequest[]) {
       get_payment_vs_bare: roundsRatio(rounds.get, rounds.bare),
     };
   } finally {
-    await bare.stop();
+    await stopChild(bare);
   }
 }
 

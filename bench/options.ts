@@ -49,9 +49,10 @@ const USAGE = `npm run bench -- [options]
   --rate N              journeys started per second by the paced mix, which pauses between steps for k6's think
                         times (default 200, k6/mix.ts's default load: about 600 req/s, 1000 sessions; smoke 5)
   --ref-connections N   connections of the reference runs (default 100; smoke 10)
-  --ref-duration S      measured seconds of each reference run (default 8; smoke 1)
-  --ref-rounds N        interleaved rounds of bare node:http, /health and the cache hit, splitting --ref-duration;
-                        ratios are the medians of the rounds' (default 5; smoke 1)
+  --ref-duration S      measured seconds of each reference run, of all rounds together for the HTTP ones
+                        (default 8; smoke 1)
+  --ref-rounds N        interleaved rounds of bare node:http, /health and the cache hit, splitting --ref-duration
+                        (at least 1 s each); the ratio reported is the median round's (default 5; smoke 1)
   --pool N              the service's DB_POOL_MAX and pgbench's client count (default 10)
   --merchants N         merchants (tokens) the load is spread over (default 10)
   --provider-latency MS sandbox provider latency (default 0: measure the service, not a fake network)

@@ -1,4 +1,4 @@
-import type { FixedResult } from "./fixed-load.ts";
+import { type FixedResult, medianBy } from "./fixed-load.ts";
 import type { Sessions } from "./load.ts";
 import type { PgbenchResult } from "./pgbench.ts";
 import type { Machine, Usage } from "./proc.ts";
@@ -117,25 +117,13 @@ export function fixedRatio(ours: FixedResult, ceiling: FixedResult): Ratio {
 }
 
 /**
- * The ratio of runs taken in interleaved rounds (round i of ours beside round i of the ceiling): the median of the
- * rounds' ratios, which a slow minute of this machine moves far less than one run of each would.
+ * The ratio of runs taken in interleaved rounds (round i of ours beside round i of the ceiling): the round whose
+ * ratio is the median (the lower middle one for an even count), its own requests/s and CPU ratio with it, and
+ * every round's ratio. A slow minute of this machine moves that far less than one run of each would.
  */
 export function roundsRatio(ours: FixedResult[], ceiling: FixedResult[]): Ratio {
   const rounds = ours.map((round, i) => fixedRatio(round, ceiling[i] as FixedResult));
-  const median = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    const value = sorted.length % 2 ? sorted[mid] : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-    return Math.round((value ?? 0) * 1000) / 1000;
-  };
-  const byCpu = rounds.map((r) => r.by_cpu).filter((v): v is number => typeof v === "number");
-  return {
-    ours: Math.round(median(ours.map((r) => r.requests_per_second))),
-    ceiling: Math.round(median(ceiling.map((r) => r.requests_per_second))),
-    ratio: median(rounds.map((r) => r.ratio)),
-    by_cpu: byCpu.length === rounds.length ? median(byCpu) : null,
-    per_round: rounds.map((r) => r.ratio),
-  };
+  return { ...medianBy(rounds, (r) => r.ratio), per_round: rounds.map((r) => r.ratio) };
 }
 
 const pct = (r: Ratio | null | undefined) => (r ? `${(r.ratio * 100).toFixed(1)} %` : "–");
@@ -190,7 +178,16 @@ function contention(r: BenchResults): number {
     r.references.runtimes?.fast_node_server.usage,
     r.references.runtimes?.functions_framework.usage,
   ];
-  return Math.max(0, ...usages.map((u) => u?.other_cores ?? 0));
+  const rounds = [
+    r.references.http?.bare_node_http,
+    r.references.http?.health,
+    r.references.http?.get_payment_cache_hit,
+  ];
+  return Math.max(
+    0,
+    ...usages.map((u) => u?.other_cores ?? 0),
+    ...rounds.map((run) => (run && "rounds_max_other_cores" in run ? Number(run.rounds_max_other_cores) : 0)),
+  );
 }
 
 function mixTables(mix: RunSummary & { usage: Usage | null }, journeyNote = ""): string[] {
