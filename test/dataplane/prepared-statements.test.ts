@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { isUnavailable } from "../../lib/db/db.ts";
+import {
+  postSandboxWebhook,
+  processingPayment,
+  sandboxNotificationBody,
+  TEST_ENV,
+} from "../events/support.ts";
 import { type BackendDb, openBackendDb, postgresSkipReason, serverBackends } from "../support/backends.ts";
 import { orderWithPayment, startTestService } from "../support/harness.ts";
 
@@ -65,7 +71,7 @@ describe.skipIf(skip).each(serverBackends())("named statements through the %s dr
 
   it("serves every operation on the statements it prepared before a migration added columns to its tables", async () => {
     const db = await open();
-    const t = await startTestService({ db, cache: undefined });
+    const t = await startTestService({ db, cache: undefined, env: TEST_ENV });
     try {
       // Each write in a transaction of its own (confirm, settle, refund, cancels) and the reads, with an
       // Idempotency-Key where the API takes one: the statements the service prepares.
@@ -74,7 +80,13 @@ describe.skipIf(skip).each(serverBackends())("named statements through the %s dr
         payment: { id: string; order_id: string },
         other: { id: string; order_id: string },
         challenged: { id: string },
+        charged: { id: string },
       ) => {
+        // A provider's notification settling a payment it charged: the notification's locked read and settle.
+        const notified = await postSandboxWebhook(
+          t,
+          sandboxNotificationBody({ paymentId: charged.id, type: "payment.succeeded" }),
+        );
         // The sandbox's 3-D Secure page answered: its own locked read and settle, in one transaction.
         const confirmed = await t.call("POST", `/v1/payments/${challenged.id}/confirm`, {
           body: {},
@@ -106,6 +118,7 @@ describe.skipIf(skip).each(serverBackends())("named statements through the %s dr
         // And the creates (an order, its payment) once more.
         const created = await orderWithPayment(t);
         return [
+          `${notified.status} ${notified.body?.result}`,
           ...challenge,
           ...answers.map((answer) => `${answer.status} ${answer.body?.status}`),
           created.payment.status,
@@ -119,9 +132,11 @@ describe.skipIf(skip).each(serverBackends())("named statements through the %s dr
           (await orderWithPayment(t, { payment_method: "pm_card_threeDSecureRequired" })).payment,
         );
       }
+      const charged = [(await processingPayment(t)).payment, (await processingPayment(t)).payment];
       const [first, firstOther, second, secondOther] = payments;
-      const before = await operations(first, firstOther, challenges[0]);
+      const before = await operations(first, firstOther, challenges[0], charged[0]);
       expect(before).toEqual([
+        "200 applied",
         "200 requires_action",
         "page 200",
         "200 succeeded",
@@ -146,7 +161,7 @@ describe.skipIf(skip).each(serverBackends())("named statements through the %s dr
       );
       // A confirm first: inside a transaction, a statement whose result changed would answer 503. Every statement
       // names its columns, so none changed.
-      expect(await operations(second, secondOther, challenges[1])).toEqual(before);
+      expect(await operations(second, secondOther, challenges[1], charged[1])).toEqual(before);
       expect(await backend()).toBe(connection);
     } finally {
       await t.service.cache.close();
