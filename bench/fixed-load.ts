@@ -91,9 +91,12 @@ export function medianBy<T>(items: T[], key: (item: T) => number): T {
  * every round are kept), with the errors and answers of all rounds, and the most cores other processes took in
  * any round.
  */
-export function mergeRounds(
-  rounds: FixedResult[],
-): FixedResult & { rounds_requests_per_second: number[]; rounds_max_other_cores: number } {
+export interface FixedRounds extends FixedResult {
+  rounds_requests_per_second: number[];
+  rounds_max_other_cores: number;
+}
+
+export function mergeRounds(rounds: FixedResult[]): FixedRounds {
   const median = medianBy(rounds, (round) => round.requests_per_second);
   const statuses: Record<string, number> = {};
   for (const round of rounds)

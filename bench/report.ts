@@ -1,4 +1,4 @@
-import { type FixedResult, medianBy } from "./fixed-load.ts";
+import { type FixedResult, type FixedRounds, medianBy } from "./fixed-load.ts";
 import type { Sessions } from "./load.ts";
 import type { PgbenchResult } from "./pgbench.ts";
 import type { Machine, Usage } from "./proc.ts";
@@ -71,9 +71,9 @@ export interface BenchResults {
     | null;
   references: {
     http: {
-      bare_node_http: FixedResult;
-      health: FixedResult;
-      get_payment_cache_hit: FixedResult & { cache_hit_ratio: number | null };
+      bare_node_http: FixedRounds;
+      health: FixedRounds;
+      get_payment_cache_hit: FixedRounds & { cache_hit_ratio: number | null };
       health_vs_bare: Ratio;
       get_payment_vs_bare: Ratio;
     } | null;
@@ -186,7 +186,7 @@ function contention(r: BenchResults): number {
   return Math.max(
     0,
     ...usages.map((u) => u?.other_cores ?? 0),
-    ...rounds.map((run) => (run && "rounds_max_other_cores" in run ? Number(run.rounds_max_other_cores) : 0)),
+    ...rounds.map((run) => run?.rounds_max_other_cores ?? 0),
   );
 }
 

@@ -48,8 +48,9 @@ export function isUnavailable(error: unknown): boolean {
 }
 
 /**
- * A named statement whose result columns changed under it (a migration added a column to a table it reads with
- * `*`): PostgreSQL refuses to run it again on that connection. Nothing ran, and the connection must be dropped;
+ * A named statement whose result columns changed under it (a migration dropped, renamed or retyped a column it
+ * reads; statements name their columns, so an added one changes none): PostgreSQL refuses to run it again on that
+ * connection. Nothing ran, and the connection must be dropped;
  * the same statement succeeds on a fresh one.
  */
 export function isStalePlan(error: unknown): boolean {

@@ -69,13 +69,22 @@ export const columnListsAreComplete: [
   Lists<RefundRow, typeof REFUND_FIELDS>,
 ] = [true, true, true];
 
-const list = (fields: readonly string[], table?: string) =>
-  fields.map((field) => (table ? `${table}.${field}` : field)).join(", ");
+/** `id, merchant_id, …`, or `o.id, o.merchant_id, …` qualified by a table name or alias; built once for each. */
+function columnList(fields: readonly string[]): (table?: string) => string {
+  const byTable = new Map<string, string>();
+  return (table = "") => {
+    let text = byTable.get(table);
+    if (text === undefined) {
+      text = fields.map((field) => (table ? `${table}.${field}` : field)).join(", ");
+      byTable.set(table, text);
+    }
+    return text;
+  };
+}
 
-/** `id, merchant_id, …`, or `o.id, o.merchant_id, …` qualified by a table name or alias. */
-export const orderColumns = (table?: string) => list(ORDER_FIELDS, table);
-export const paymentColumns = (table?: string) => list(PAYMENT_FIELDS, table);
-export const refundColumns = (table?: string) => list(REFUND_FIELDS, table);
+export const orderColumns = columnList(ORDER_FIELDS);
+export const paymentColumns = columnList(PAYMENT_FIELDS);
+export const refundColumns = columnList(REFUND_FIELDS);
 
 /** The columns of a table the list pages read. */
 export const columnsOf = { orders: orderColumns, payments: paymentColumns, refunds: refundColumns } as const;

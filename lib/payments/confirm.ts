@@ -41,7 +41,6 @@ export async function confirmPayment(
     set: `status = 'processing', attempt = attempt + 1,
           payment_method = COALESCE($3, payment_method), return_url = COALESCE($4, return_url),
           failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()`,
-    condition: "TRUE",
     values: [input.payment_method ?? null, input.return_url ?? null],
   });
   const payment = await unlessDatabaseLost(ctx, begun, () => routeFirstAttempt(ctx, begun), begun);
@@ -114,7 +113,7 @@ const OPERATION_FROM: Record<"confirm" | "capture", PaymentStatus> = {
 export interface Move {
   set: string;
   /** Besides the status the operation starts from (OPERATION_FROM), which the statement checks itself. */
-  condition: string;
+  condition?: string;
   values: unknown[];
   /** Called with the payment as it is when the move did not apply, before the status conflict is answered. */
   refused?: (current: PaymentRow) => void;
@@ -144,7 +143,7 @@ export function providerMoveStatement(
     UPDATE payments SET ${move.set}
     FROM locked_payment
     WHERE id = $1 AND id = locked_id AND locked_status = '${OPERATION_FROM[operation]}'
-      AND ${move.condition} AND ${orderCondition}
+      AND ${move.condition ?? "TRUE"} AND ${orderCondition}
     RETURNING ${paymentColumns("payments")}`;
 }
 
