@@ -3,6 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { paymentColumns } from "../lib/payments/columns.ts";
+import { paymentObjectSql } from "../lib/payments/object-sql.ts";
 import { execSql } from "./database.ts";
 import { round, startUsage, type Usage } from "./proc.ts";
 
@@ -75,13 +77,14 @@ const changeCtes = (
   after: string,
   amount: string,
   event: string,
+  data = `${literal(PAYMENT_JSON)}::jsonb`,
 ) => `${prefix}audit AS (
   INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
   SELECT 'merchant', '${MERCHANT}', '${action}', '${objectType}', ${objectId}, ${before === null ? "NULL" : `'${before}'`}, '${after}', ${amount}, 'USD', 'req_' || :r FROM ${source}
 ),
 ${prefix}event AS (
   INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
-  SELECT ${newId("evt")}, 'io.payment-service.${event}', '/payment-service/confirm', ${objectId}, ${objectId}, '${MERCHANT}', ${literal(PAYMENT_JSON)}::jsonb, NULL FROM ${source}
+  SELECT ${newId("evt")}, 'io.payment-service.${event}', '/payment-service/confirm', ${objectId}, ${objectId}, '${MERCHANT}', ${data}, NULL FROM ${source}
   RETURNING seq
 )`;
 
@@ -90,21 +93,19 @@ ${prefix}event AS (
  * pick it); the move returns its id, order id and amount into p_id, p_order_id, p_amount for the steps after.
  */
 const confirmSteps = (payment: string, next = "") => `${claim("confirm")}
-BEGIN;
 WITH ${next}locked_order AS (
   SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
   WHERE p.id = ${payment} AND p.merchant_id = '${MERCHANT}' FOR UPDATE OF o
-)
-UPDATE payments SET status = 'processing', attempt = attempt + 1,
-  payment_method = COALESCE(NULL, payment_method), return_url = COALESCE(NULL, return_url),
-  failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()
-WHERE id = ${payment} AND merchant_id = '${MERCHANT}' AND status = 'requires_confirmation'
-  AND (SELECT status FROM locked_order) = 'pending'
-RETURNING id, order_id, amount
+), moved AS (
+  UPDATE payments SET status = 'processing', attempt = attempt + 1,
+    payment_method = COALESCE(NULL, payment_method), return_url = COALESCE(NULL, return_url),
+    failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()
+  WHERE id = ${payment} AND merchant_id = '${MERCHANT}' AND status = 'requires_confirmation'
+    AND (SELECT status FROM locked_order) = 'pending'
+  RETURNING ${paymentColumns("payments")}
+), ${changeCtes("", "moved", "payment.confirm", "payment", "moved.id", "requires_confirmation", "processing", "moved.amount", "payment.processing", paymentObjectSql("moved"))}
+SELECT id, order_id, amount FROM moved
 \\gset p_
-WITH one AS (SELECT 1), ${changeCtes("", "one", "payment.confirm", "payment", ":p_id", "requires_confirmation", "processing", ":p_amount", "payment.processing")}
-SELECT 1;
-COMMIT;
 INSERT INTO sandbox_charges (idempotency_key, provider_payment_id, payment_id, operation, amount, currency, status)
 VALUES ('sandbox.' || :p_id || '.authorize.1', 'sbx_' || :p_id, :p_id, 'authorize', :p_amount, 'USD', 'succeeded')
 ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key

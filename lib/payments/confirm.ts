@@ -12,9 +12,10 @@ import { failoverProvider } from "../providers/routing.ts";
 import { metrics } from "../telemetry/metrics.ts";
 import { paymentColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
+import { paymentObjectSql } from "./object-sql.ts";
 import { findPayment } from "./payments.ts";
 import { toProviderPayment } from "./provider-payment.ts";
-import { recordChange } from "./records.ts";
+import { changeCtes, FromSource } from "./records.ts";
 import { type PaymentObject, type PaymentRow, paymentObject } from "./serialize.ts";
 import { type Settlement, settlePayment } from "./settle.ts";
 import type { PaymentStatus } from "./state-machine.ts";
@@ -121,13 +122,15 @@ export interface Move {
 
 /**
  * Step 1's statement: locks the order, then the payment, and moves the payment if it is still in the operation's
- * starting status. The status is checked on the locked row (a CTE, which no condition is pushed into), not as a
- * condition on `payments`: there the planner would weigh the partial index on open statuses, and while the
- * statistics count fewer open payments than there are, it picks it and reads all of them on every confirm.
+ * starting status; `changes` (WITH-clauses over `moved`) record the move in the same statement. The status is
+ * checked on the locked row (a CTE, which no condition is pushed into), not as a condition on `payments`: there the
+ * planner would weigh the partial index on open statuses, and while the statistics count fewer open payments than
+ * there are, it picks it and reads all of them on every confirm.
  */
 export function providerMoveStatement(
   operation: "confirm" | "capture",
   move: Pick<Move, "set" | "condition">,
+  changes?: string,
 ) {
   const orderCondition =
     operation === "confirm"
@@ -139,18 +142,22 @@ export function providerMoveStatement(
     ), locked_payment AS (
       SELECT id AS locked_id, status AS locked_status FROM payments
       WHERE id = $1 AND merchant_id = $2 AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE
-    )
-    UPDATE payments SET ${move.set}
-    FROM locked_payment
-    WHERE id = $1 AND id = locked_id AND locked_status = '${OPERATION_FROM[operation]}'
-      AND ${move.condition ?? "TRUE"} AND ${orderCondition}
-    RETURNING ${paymentColumns("payments")}`;
+    ), moved AS (
+      UPDATE payments SET ${move.set}
+      FROM locked_payment
+      WHERE id = $1 AND id = locked_id AND locked_status = '${OPERATION_FROM[operation]}'
+        AND ${move.condition ?? "TRUE"} AND ${orderCondition}
+      RETURNING ${paymentColumns("payments")}
+    )${changes ? `, ${changes}` : ""}
+    SELECT ${paymentColumns()} FROM moved`;
 }
 
 /**
- * Step 1: the conditional move to processing, with its audit row and event, under the order's lock. The lock and
- * the move are one statement: the order's lock sits in the update's condition, so it is taken before the payment
- * row is (confirms of an order's payments and its cancellation take turns, always order first).
+ * Step 1: the conditional move to processing, with its audit row and event, under the order's lock: one
+ * statement, so one round trip and no transaction to open and commit. The order's lock sits in the update's
+ * condition, so it is taken before the payment row is (confirms of an order's payments and its cancellation take
+ * turns, always order first). The event carries the moved row, which only the statement knows: PostgreSQL builds
+ * its API object (paymentObjectSql).
  */
 async function beginProviderOperation(
   ctx: VerbContext,
@@ -158,29 +165,31 @@ async function beginProviderOperation(
   operation: "confirm" | "capture",
   move: Move,
 ): Promise<PaymentRow> {
+  const change = changeCtes(
+    ctx,
+    {
+      objectType: "payment",
+      objectId: id,
+      action: `payment.${operation}`,
+      statusBefore: OPERATION_FROM[operation],
+      statusAfter: "processing",
+      amount: new FromSource("moved.amount"),
+      currency: new FromSource("moved.currency"),
+      event: "payment.processing",
+      data: new FromSource(paymentObjectSql("moved")),
+    },
+    "moved",
+    3 + move.values.length,
+  );
   let payment: PaymentRow | undefined;
   try {
-    payment = await ctx.db.transaction(async (tx) => {
-      const { rows } = await tx.query<PaymentRow>(providerMoveStatement(operation, move), [
-        id,
-        ctx.actor.merchantId,
-        ...move.values,
-      ]);
-      const moved = rows[0];
-      if (!moved) return undefined;
-      await recordChange(tx, ctx, {
-        objectType: "payment",
-        objectId: moved.id,
-        action: `payment.${operation}`,
-        statusBefore: OPERATION_FROM[operation],
-        statusAfter: "processing",
-        amount: moved.amount,
-        currency: moved.currency,
-        event: "payment.processing",
-        data: paymentObject(moved),
-      });
-      return moved;
-    });
+    const { rows } = await ctx.db.query<PaymentRow>(providerMoveStatement(operation, move, change.sql), [
+      id,
+      ctx.actor.merchantId,
+      ...move.values,
+      ...change.values,
+    ]);
+    payment = rows[0];
   } catch (error) {
     if (sqlState(error) === PG_UNIQUE_VIOLATION) {
       throw invalidState("The order already has a payment in progress or paid.");

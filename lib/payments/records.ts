@@ -8,11 +8,11 @@ export interface Change {
   action: string;
   statusBefore: string | null;
   statusAfter: string | null;
-  amount?: number;
-  currency?: string;
+  amount?: number | FromSource;
+  currency?: string | FromSource;
   /** CloudEvent type suffix (e.g. "payment.succeeded"); omitted when the change announces nothing. */
   event?: string;
-  /** The object as the API returns it: the event's data. */
+  /** The object as the API returns it: the event's data (a FromSource when the statement builds it). */
   data?: unknown;
   /** Groups events that must be delivered in order (the payment or order id). */
   partitionKey?: string;
@@ -40,6 +40,14 @@ export interface ChangeCteOptions {
 }
 
 /**
+ * SQL evaluated over each row of a change's `source`: for what only the statement knows, such as the row it
+ * changes (its amount, or its API object built by paymentObjectSql).
+ */
+export class FromSource {
+  constructor(readonly sql: string) {}
+}
+
+/**
  * The audit and outbox inserts of a change as WITH-clauses that insert once per row of the CTE `source`: appended
  * to the statement that makes the change, the whole write is one atomic statement, and when that statement
  * changes nothing (a condition did not hold) it records nothing either. Parameters are numbered from `first`.
@@ -53,56 +61,55 @@ export function changeCtes(
 ): { sql: string; values: unknown[]; storesAnswer: boolean } {
   const { prefix = "", recovery = true } = options;
   const { actor } = ctx;
-  const eventId = change.event ? newId("evt") : null;
-  const values = [
-    actor.type,
-    actor.type === "merchant" ? actor.merchantId : (actor.id ?? actor.source),
-    change.action,
-    change.objectType,
-    change.objectId,
-    change.statusBefore,
-    change.statusAfter,
-    change.amount ?? null,
-    change.currency ?? null,
-    actor.requestId,
-    eventId,
-    change.event ? `io.payment-service.${change.event}` : null,
-    `/payment-service/${actor.source}`,
-    change.partitionKey ?? change.objectId,
-    actor.merchantId,
-    change.data === undefined ? null : JSON.stringify(change.data),
-    actor.traceparent ?? null,
-  ];
-  const key = recovery ? actor.idempotencyKey : undefined;
-  if (key !== undefined) values.push(key, `${change.objectType}:${change.objectId}`);
-  // The request's answer is this change's object: stored with it, the request needs no write of its own after.
-  const answerStatus = key !== undefined && change.answersRequest ? actor.successStatus : undefined;
-  const answer = answerStatus !== undefined;
-  if (answer) values.push(answerStatus, JSON.stringify(change.data));
-  const p = (n: number) => `$${first + n - 1}`;
-  const sql = `${prefix}audit AS (
+  const values: unknown[] = [];
+  const param = (value: unknown, type: string) => {
+    if (value instanceof FromSource) return value.sql;
+    values.push(value);
+    return `$${first + values.length - 1}::${type}`;
+  };
+  const eventId = param(change.event ? newId("evt") : null, "text");
+  const objectId = param(change.objectId, "text");
+  const merchantId = param(actor.merchantId, "text");
+  const audit = `${prefix}audit AS (
        INSERT INTO audit_log (actor_type, actor_id, action, object_type, object_id, status_before, status_after, amount, currency, request_id)
-       SELECT ${p(1)}::text, ${p(2)}::text, ${p(3)}::text, ${p(4)}::text, ${p(5)}::text, ${p(6)}::text, ${p(7)}::text,
-              ${p(8)}::bigint, ${p(9)}::text, ${p(10)}::text FROM ${source}
-     ),
-     ${prefix}event AS (
+       SELECT ${param(actor.type, "text")}, ${param(actor.type === "merchant" ? actor.merchantId : (actor.id ?? actor.source), "text")},
+              ${param(change.action, "text")}, ${param(change.objectType, "text")}, ${objectId},
+              ${param(change.statusBefore, "text")}, ${param(change.statusAfter, "text")},
+              ${param(change.amount ?? null, "bigint")}, ${param(change.currency ?? null, "text")},
+              ${param(actor.requestId, "text")} FROM ${source}
+     )`;
+  const data =
+    change.data instanceof FromSource || change.data === undefined
+      ? (change.data ?? null)
+      : JSON.stringify(change.data);
+  const event = `${prefix}event AS (
        INSERT INTO outbox (id, type, source, subject, partition_key, merchant_id, data, traceparent)
-       SELECT ${p(11)}::text, ${p(12)}::text, ${p(13)}::text, ${p(5)}::text, ${p(14)}::text, ${p(15)}::text, ${p(16)}::jsonb,
-              ${p(17)}::text FROM ${source} WHERE ${p(11)}::text IS NOT NULL
+       SELECT ${eventId}, ${param(change.event ? `io.payment-service.${change.event}` : null, "text")},
+              ${param(`/payment-service/${actor.source}`, "text")}, ${objectId},
+              ${param(change.partitionKey ?? change.objectId, "text")}, ${merchantId}, ${param(data, "jsonb")},
+              ${param(actor.traceparent ?? null, "text")} FROM ${source} WHERE ${eventId} IS NOT NULL
        RETURNING seq
-     )${
-       key !== undefined
-         ? `,
-     ${prefix}recovery AS (
-       UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, ${p(19)}::text)${
-         answer
-           ? `, response_status = ${p(20)}::int, response_body = ${p(21)}::text, locked_until = NULL`
-           : ""
-       }
-       WHERE merchant_id = ${p(15)}::text AND key = ${p(18)}::text AND response_status IS NULL
+     )`;
+  const key = recovery ? actor.idempotencyKey : undefined;
+  if (key === undefined) return { sql: `${audit},\n     ${event}`, values, storesAnswer: false };
+  // The request's answer is this change's object: stored with it, the request needs no write of its own after.
+  const answerStatus = change.answersRequest ? actor.successStatus : undefined;
+  if (answerStatus !== undefined && change.data instanceof FromSource) {
+    // The answer is stored as the client got it, byte for byte; only the code's JSON is that.
+    throw new Error("a change that answers the request carries its object from the code");
+  }
+  const answer =
+    answerStatus === undefined
+      ? ""
+      : `, response_status = ${param(answerStatus, "int")}, response_body = ${param(JSON.stringify(change.data), "text")}, locked_until = NULL`;
+  const recoveryCte = `${prefix}recovery AS (
+       UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, ${param(`${change.objectType}:${change.objectId}`, "text")})${answer}
+       WHERE merchant_id = ${merchantId} AND key = ${param(key, "text")} AND response_status IS NULL
          AND EXISTS (SELECT 1 FROM ${source})
-     )`
-         : ""
-     }`;
-  return { sql, values, storesAnswer: answer };
+     )`;
+  return {
+    sql: `${audit},\n     ${event},\n     ${recoveryCte}`,
+    values,
+    storesAnswer: answerStatus !== undefined,
+  };
 }
