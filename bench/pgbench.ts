@@ -3,8 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { paymentColumns } from "../lib/payments/columns.ts";
-import { paymentObjectSql } from "../lib/payments/object-sql.ts";
+import { orderColumns, paymentColumns } from "../lib/payments/columns.ts";
+import { orderObjectSql, paymentObjectSql } from "../lib/payments/object-sql.ts";
 import { execSql } from "./database.ts";
 import { round, startUsage, type Usage } from "./proc.ts";
 
@@ -59,10 +59,10 @@ WHERE idempotency_keys.expires_at < now()
 RETURNING 1;`;
 
 /** The key's answer, written by the statement that records the change (a create's object, a confirm's payment). */
-const answer = (key: string, status: number) =>
+const answer = (key: string, status: number, body = literal(PAYMENT_JSON)) =>
   `answer AS (
   UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, 'object:' || :r), response_status = ${status},
-    response_body = ${literal(PAYMENT_JSON)}, locked_until = NULL
+    response_body = ${body}, locked_until = NULL
   WHERE merchant_id = '${MERCHANT}' AND key = '${key}-' || :r AND response_status IS NULL
 )`;
 
@@ -103,29 +103,33 @@ WITH ${next}locked_order AS (
   WHERE id = ${payment} AND merchant_id = '${MERCHANT}' AND status = 'requires_confirmation'
     AND (SELECT status FROM locked_order) = 'pending'
   RETURNING ${paymentColumns("payments")}
-), ${changeCtes("", "moved", "payment.confirm", "payment", "moved.id", "requires_confirmation", "processing", "moved.amount", "payment.processing", paymentObjectSql("moved"))}
+), ${changeCtes("", "moved", "payment.confirm", "payment", "moved.id", "requires_confirmation", "processing", "moved.amount", "payment.processing", `(${paymentObjectSql("moved")})::jsonb`)}
 SELECT id, order_id, amount FROM moved
 \\gset p_
 INSERT INTO sandbox_charges (idempotency_key, provider_payment_id, payment_id, operation, amount, currency, status)
 VALUES ('sandbox.' || :p_id || '.authorize.1', 'sbx_' || :p_id, :p_id, 'authorize', :p_amount, 'USD', 'succeeded')
 ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key
 RETURNING status, provider_payment_id;
-BEGIN;
-WITH locked_order AS (SELECT * FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = :p_id) FOR UPDATE),
-old AS (SELECT id, status AS previous_status FROM payments WHERE id = :p_id AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE)
-UPDATE payments p SET status = 'succeeded', provider_payment_id = COALESCE('sbx_' || :p_id, p.provider_payment_id),
-  amount_captured = COALESCE(:p_amount, p.amount_captured), amount_capturable = COALESCE(0, p.amount_capturable),
-  next_action = NULL, failure = NULL, processing_since = NULL, updated_at = now()
-FROM old
-WHERE p.id = :p_id AND p.id = old.id AND old.previous_status = ANY('{processing}'::text[])
-RETURNING p.*, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order;
-WITH one AS (SELECT 1), ${answer("confirm", 200)}, ${changeCtes("payment_", "one", "payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", ":p_amount", "payment.succeeded")},
+WITH locked_order AS (SELECT id FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = :p_id) FOR UPDATE),
+old AS (SELECT id, status AS previous_status FROM payments WHERE id = :p_id AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE),
+moved AS (
+  UPDATE payments p SET status = 'succeeded', provider_payment_id = COALESCE('sbx_' || :p_id, p.provider_payment_id),
+    amount_captured = COALESCE(:p_amount, p.amount_captured), amount_capturable = COALESCE(0, p.amount_capturable),
+    next_action = NULL, failure = NULL, processing_since = NULL, updated_at = now()
+  FROM old
+  WHERE p.id = :p_id AND p.id = old.id AND old.previous_status = ANY('{processing}'::text[])
+  RETURNING ${paymentColumns("p")}, old.previous_status
+), changed AS (SELECT * FROM moved WHERE previous_status <> status),
+${answer("confirm", 200, `(SELECT ${paymentObjectSql("changed")}::text FROM changed)`)},
+${changeCtes("payment_", "changed", "payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", "changed.amount_captured", "payment.succeeded", `(${paymentObjectSql("changed")})::jsonb`)},
 paid AS (
-  UPDATE orders SET status = 'paid', amount_paid = :p_amount, updated_at = now()
-  WHERE id = :p_order_id AND status = 'pending' AND (SELECT count(*) FROM payment_event) IS NOT NULL RETURNING id
-), ${changeCtes("order_", "paid", "order.paid", "order", ":p_order_id", "pending", "paid", ":p_amount", "order.paid")}
-SELECT 1;
-COMMIT;
+  UPDATE orders o SET status = 'paid', amount_paid = c.amount_captured, updated_at = now()
+  FROM changed c
+  WHERE o.id = c.order_id AND c.status = 'succeeded' AND o.status = 'pending'
+    AND (SELECT count(*) FROM payment_event) IS NOT NULL
+  RETURNING ${orderColumns("o")}
+), ${changeCtes("order_", "paid", "order.paid", "order", "paid.id", "pending", "paid", "paid.amount_paid", "order.paid", `(${orderObjectSql("paid")})::jsonb`)}
+SELECT ${paymentColumns()}, previous_status FROM moved;
 `;
 
 /** One confirm of a payment created beforehand (the setup creates them; a sequence hands each out once). */

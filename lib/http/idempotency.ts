@@ -80,7 +80,10 @@ export function createIdempotencyStore(db: Db, ttlSeconds: number) {
           },
         );
       }
-      return { kind: "replay", response: { status: row.response_status, body: row.response_body ?? "" } };
+      return {
+        kind: "replay",
+        response: { status: row.response_status, body: asFirstSent(row.response_body ?? "") },
+      };
     },
 
     /**
@@ -105,3 +108,18 @@ export function createIdempotencyStore(db: Db, ttlSeconds: number) {
 }
 
 export type IdempotencyStore = ReturnType<typeof createIdempotencyStore>;
+
+/**
+ * A stored body as the first response sent it. An answer the database built with the change (a confirm's settled
+ * payment, json_build_object in lib/payments/object-sql.ts) is stored as PostgreSQL writes JSON; the code sent the
+ * same object, same keys in the same order, as JSON.stringify writes it, which is what this gives back. Bodies the
+ * code stored are JSON.stringify's already, and come back unchanged.
+ */
+function asFirstSent(body: string): string {
+  if (body === "") return body;
+  try {
+    return JSON.stringify(JSON.parse(body));
+  } catch {
+    return body;
+  }
+}

@@ -56,7 +56,7 @@ async function cancelWaitingAtProvider(ctx: VerbContext, id: string): Promise<st
 
 /**
  * Locks the payment and cancels it if it is in one of $4. The status is checked on the locked row (a CTE), never as
- * a condition on `payments`, for the reason given at SETTLE_STATEMENT.
+ * a condition on `payments`, for the reason given at settleStatement.
  */
 export const CANCEL_STATEMENT = `WITH old AS (
     SELECT id, status AS previous_status FROM payments WHERE id = $1 AND merchant_id = $2 FOR UPDATE

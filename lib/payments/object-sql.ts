@@ -1,9 +1,10 @@
-import type { PaymentObject } from "./serialize.ts";
+import type { OrderObject, PaymentObject } from "./serialize.ts";
 
 /**
- * The payment's API object built by PostgreSQL from a row, for a statement that changes a payment and writes the
- * change's event in one go: the event carries the changed row, which the statement knows and the code does not
- * yet. It must build exactly what `paymentObject` (serialize.ts) builds from the same row; a test compares the two
+ * The API objects built by PostgreSQL from a row, for a statement that changes a row and writes the change's event
+ * (and a confirm's stored answer) in one go: they carry the changed row, which the statement knows and the code does
+ * not yet. Each must build exactly what its serializer in serialize.ts builds from the same row, keys in the same
+ * order (`json_build_object` keeps them; a stored answer is replayed as the code writes it); a test compares them
  * over many rows. Timestamps: PostgreSQL keeps microseconds, the API shows milliseconds, and both sides truncate
  * (the driver's Date drops the rest, `to_char`'s MS does too).
  */
@@ -31,36 +32,53 @@ const PAYMENT_OBJECT_FIELDS = [
   "updated_at",
 ] as const satisfies readonly (keyof PaymentObject)[];
 
-// Compile-time: a field added to the payment object and not here fails the typecheck.
-export const paymentObjectSqlIsComplete: Exclude<
-  keyof PaymentObject,
-  (typeof PAYMENT_OBJECT_FIELDS)[number]
-> extends never
-  ? true
-  : false = true;
+const ORDER_OBJECT_FIELDS = [
+  "id",
+  "object",
+  "amount",
+  "currency",
+  "status",
+  "description",
+  "metadata",
+  "amount_paid",
+  "amount_refunded",
+  "created_at",
+  "updated_at",
+] as const satisfies readonly (keyof OrderObject)[];
+
+// Compile-time: a field added to an object and not here fails the typecheck.
+type Complete<O, Fields extends readonly unknown[]> =
+  Exclude<keyof O, Fields[number]> extends never ? true : ["not built:", Exclude<keyof O, Fields[number]>];
+export const objectSqlIsComplete: [
+  Complete<PaymentObject, typeof PAYMENT_OBJECT_FIELDS>,
+  Complete<OrderObject, typeof ORDER_OBJECT_FIELDS>,
+] = [true, true];
 
 /**
  * An ISO 8601 UTC timestamp with milliseconds, as `Date.prototype.toISOString` writes it (years 1–9999). The
- * colons are quoted text: pgbench, which replays this statement in the bench, reads `:MI` as a variable.
+ * colons are quoted text: pgbench, which replays these statements in the bench, reads `:MI` as a variable.
  */
 const isoTimestamp = (column: string) =>
   `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.MS"Z"')`;
 
-function fieldSql(row: string, field: (typeof PAYMENT_OBJECT_FIELDS)[number]): string {
-  if (field === "object") return "'payment'";
-  if (field === "created_at" || field === "updated_at") return isoTimestamp(`${row}.${field}`);
-  return `${row}.${field}`;
+/** `json_build_object(...)` of the object in the row (table, alias or WITH-clause) it is given; built once per name. */
+function objectSql(object: string, fields: readonly string[]): (row: string) => string {
+  const byRow = new Map<string, string>();
+  return (row) => {
+    let sql = byRow.get(row);
+    if (sql === undefined) {
+      const value = (field: string) =>
+        field === "object"
+          ? `'${object}'`
+          : field.endsWith("_at")
+            ? isoTimestamp(`${row}.${field}`)
+            : `${row}.${field}`;
+      sql = `json_build_object(${fields.map((field) => `'${field}', ${value(field)}`).join(", ")})`;
+      byRow.set(row, sql);
+    }
+    return sql;
+  };
 }
 
-const byRow = new Map<string, string>();
-
-/** `jsonb_build_object(...)` of the payment in the row (table, alias or WITH-clause) `row`; built once per name. */
-export function paymentObjectSql(row: string): string {
-  let sql = byRow.get(row);
-  if (sql === undefined) {
-    const pairs = PAYMENT_OBJECT_FIELDS.map((field) => `'${field}', ${fieldSql(row, field)}`);
-    sql = `jsonb_build_object(${pairs.join(", ")})`;
-    byRow.set(row, sql);
-  }
-  return sql;
-}
+export const paymentObjectSql = objectSql("payment", PAYMENT_OBJECT_FIELDS);
+export const orderObjectSql = objectSql("order", ORDER_OBJECT_FIELDS);

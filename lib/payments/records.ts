@@ -4,9 +4,9 @@ import { newId } from "./ids.ts";
 
 export interface Change {
   objectType: "order" | "payment" | "refund";
-  objectId: string;
+  objectId: string | FromSource;
   action: string;
-  statusBefore: string | null;
+  statusBefore: string | null | FromSource;
   statusAfter: string | null;
   amount?: number | FromSource;
   currency?: string | FromSource;
@@ -63,10 +63,13 @@ export function changeCtes(
   const { actor } = ctx;
   const values: unknown[] = [];
   const param = (value: unknown, type: string) => {
-    if (value instanceof FromSource) return value.sql;
+    if (value instanceof FromSource) return `(${value.sql})::${type}`;
     values.push(value);
     return `$${first + values.length - 1}::${type}`;
   };
+  // In the Idempotency-Key's update, which does not read `source` row by row: its one row, as a subquery.
+  const fromOneRow = (value: unknown, type: string) =>
+    value instanceof FromSource ? `(SELECT ${param(value, type)} FROM ${source})` : param(value, type);
   const eventId = param(change.event ? newId("evt") : null, "text");
   const objectId = param(change.objectId, "text");
   const merchantId = param(actor.merchantId, "text");
@@ -93,17 +96,19 @@ export function changeCtes(
   const key = recovery ? actor.idempotencyKey : undefined;
   if (key === undefined) return { sql: `${audit},\n     ${event}`, values, storesAnswer: false };
   // The request's answer is this change's object: stored with it, the request needs no write of its own after.
+  // Built by the statement, it is stored as PostgreSQL writes it; a replay sends it as the code writes JSON.
   const answerStatus = change.answersRequest ? actor.successStatus : undefined;
-  if (answerStatus !== undefined && change.data instanceof FromSource) {
-    // The answer is stored as the client got it, byte for byte; only the code's JSON is that.
-    throw new Error("a change that answers the request carries its object from the code");
-  }
+  const answerBody = change.data instanceof FromSource ? change.data : JSON.stringify(change.data);
   const answer =
     answerStatus === undefined
       ? ""
-      : `, response_status = ${param(answerStatus, "int")}, response_body = ${param(JSON.stringify(change.data), "text")}, locked_until = NULL`;
+      : `, response_status = ${param(answerStatus, "int")}, response_body = ${fromOneRow(answerBody, "text")}, locked_until = NULL`;
+  const recoveryPoint =
+    change.objectId instanceof FromSource
+      ? new FromSource(`'${change.objectType}:' || ${change.objectId.sql}`)
+      : `${change.objectType}:${change.objectId}`;
   const recoveryCte = `${prefix}recovery AS (
-       UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, ${param(`${change.objectType}:${change.objectId}`, "text")})${answer}
+       UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, ${fromOneRow(recoveryPoint, "text")})${answer}
        WHERE merchant_id = ${merchantId} AND key = ${param(key, "text")} AND response_status IS NULL
          AND EXISTS (SELECT 1 FROM ${source})
      )`;

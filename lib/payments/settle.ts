@@ -4,8 +4,9 @@ import { metrics } from "../telemetry/metrics.ts";
 import { orderColumns, paymentColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
 import { type Currency, isCurrency, toMajorUnits } from "./money.ts";
-import { changeCtes } from "./records.ts";
-import { type OrderRow, orderObject, type PaymentRow, paymentObject } from "./serialize.ts";
+import { orderObjectSql, paymentObjectSql } from "./object-sql.ts";
+import { changeCtes, FromSource } from "./records.ts";
+import type { PaymentRow } from "./serialize.ts";
 import type { PaymentStatus } from "./state-machine.ts";
 import { invalidateStatusCache } from "./status-cache.ts";
 
@@ -74,33 +75,46 @@ export async function afterSettleCommit(ctx: VerbContext, row: PaymentRow): Prom
 }
 
 /**
- * One statement locks the order, then moves the payment: every transaction that locks an order and one of its
- * payments takes the order first (confirm, capture and order cancel do), or a settle holding its payment while
- * waiting for the order deadlocks with a confirm of a sibling payment. The order's lock sits in the payment
- * lock's condition, so it is taken before the payment row is; the order row comes back for the order's event.
- * The status is checked on the locked row (a CTE, which no condition is pushed into), never as a condition on
- * `payments` itself: the planner would then weigh the partial indexes on status, and while the statistics say
- * few payments have settled (a young table) it picks one and reads every settled payment on each settle.
+ * The statement that settles a payment: it locks the order, then moves the payment, and `changes` (WITH-clauses
+ * over `changed`, the moved payment when its status changed) record the move in the same statement. Every
+ * transaction that locks an order and one of its payments takes the order first (confirm, capture and order cancel
+ * do), or a settle holding its payment while waiting for the order deadlocks with a confirm of a sibling payment.
+ * The order's lock sits in the payment lock's condition, so it is taken before the payment row is. The status is
+ * checked on the locked row (a CTE, which no condition is pushed into), never as a condition on `payments` itself:
+ * the planner would then weigh the partial indexes on status, and while the statistics say few payments have
+ * settled (a young table) it picks one and reads every settled payment on each settle.
  */
-export const SETTLE_STATEMENT = `WITH locked_order AS (
-    SELECT ${orderColumns()} FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE
+export function settleStatement(changes?: string): string {
+  return `WITH locked_order AS (
+    SELECT id FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE
   ), old AS (
     SELECT id, status AS previous_status FROM payments
     WHERE id = $1 AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE
-  )
-  UPDATE payments p SET
-    status = $3,
-    provider_payment_id = COALESCE($4, p.provider_payment_id),
-    amount_captured = COALESCE($5, p.amount_captured),
-    amount_capturable = COALESCE($6, p.amount_capturable),
-    next_action = $7,
-    failure = $8,
-    processing_since = CASE WHEN $3 = 'processing' THEN COALESCE(p.processing_since, now()) ELSE NULL END,
-    updated_at = now()
-  FROM old
-  WHERE p.id = $1 AND p.id = old.id AND old.previous_status = ANY($2::text[])
-  RETURNING ${paymentColumns("p")}, old.previous_status, (SELECT to_jsonb(locked_order) FROM locked_order) AS locked_order`;
+  ), moved AS (
+    UPDATE payments p SET
+      status = $3,
+      provider_payment_id = COALESCE($4, p.provider_payment_id),
+      amount_captured = COALESCE($5, p.amount_captured),
+      amount_capturable = COALESCE($6, p.amount_capturable),
+      next_action = $7,
+      failure = $8,
+      processing_since = CASE WHEN $3 = 'processing' THEN COALESCE(p.processing_since, now()) ELSE NULL END,
+      updated_at = now()
+    FROM old
+    WHERE p.id = $1 AND p.id = old.id AND old.previous_status = ANY($2::text[])
+    RETURNING ${paymentColumns("p")}, old.previous_status
+  ), changed AS (
+    SELECT * FROM moved WHERE previous_status <> status
+  )${changes ? `, ${changes}` : ""}
+  SELECT ${paymentColumns()}, previous_status FROM moved`;
+}
 
+/**
+ * Settles the payment in one statement: the move; when its status changed, its audit row and event (and, for a
+ * confirm or capture, the request's answer); and for a first success the order's move to paid with its own. The
+ * events carry the rows as the statement leaves them, built by PostgreSQL (object-sql.ts); the order's waits for
+ * the payment's, so it comes after it in the outbox (seq order).
+ */
 export async function settleInTransaction(
   tx: Queryable,
   ctx: VerbContext,
@@ -111,9 +125,7 @@ export async function settleInTransaction(
   options: SettleOptions & { onAnswerStored?: () => void } = {},
 ): Promise<PaymentRow | undefined> {
   const fields = outcomeFields(outcome);
-  const { rows } = await tx.query<
-    PaymentRow & { previous_status: PaymentStatus; locked_order: OrderRow | null }
-  >(SETTLE_STATEMENT, [
+  const moveValues = [
     paymentId,
     from,
     fields.status,
@@ -122,77 +134,62 @@ export async function settleInTransaction(
     fields.amountCapturable ?? null,
     fields.nextAction ? JSON.stringify(fields.nextAction) : null,
     fields.failure ? JSON.stringify(fields.failure) : null,
-  ]);
-  const moved = rows[0];
-  if (!moved) return undefined;
-  const { locked_order: lockedOrder, ...payment } = moved;
-  if (payment.previous_status === payment.status) return payment;
-
-  // The payment's audit row and event, and for a first success the order's move to paid with its own: one
-  // statement. The order's answer is known before it is written (now() is the transaction's start, as in the
-  // payment's updated_at), so its event carries the object the API would show.
+  ];
   const paymentChange = changeCtes(
     ctx,
     {
       objectType: "payment",
-      objectId: payment.id,
+      objectId: paymentId,
       action,
-      statusBefore: payment.previous_status,
-      statusAfter: payment.status,
-      amount: payment.status === "succeeded" ? payment.amount_captured : payment.amount,
-      currency: payment.currency,
+      statusBefore: new FromSource("changed.previous_status"),
+      statusAfter: fields.status,
+      amount: new FromSource(fields.status === "succeeded" ? "changed.amount_captured" : "changed.amount"),
+      currency: new FromSource("changed.currency"),
       // Every status but the revert to requires_confirmation has a CloudEvent type.
-      event: payment.status === "requires_confirmation" ? undefined : `payment.${payment.status}`,
-      data: paymentObject(payment),
+      event: fields.status === "requires_confirmation" ? undefined : `payment.${fields.status}`,
+      data: new FromSource(paymentObjectSql("changed")),
       answersRequest: options.answersRequest,
     },
-    "one",
-    1,
+    "changed",
+    moveValues.length + 1,
     { prefix: "payment_" },
   );
-  if (paymentChange.storesAnswer) options.onAnswerStored?.();
-  const paysOrder = payment.status === "succeeded" && lockedOrder?.status === "pending";
-  if (!paysOrder || !lockedOrder) {
-    await tx.query(`WITH one AS (SELECT 1), ${paymentChange.sql} SELECT 1`, paymentChange.values);
-    return payment;
-  }
-  const paid: OrderRow = {
-    ...lockedOrder,
-    status: "paid",
-    amount_paid: payment.amount_captured,
-    updated_at: payment.updated_at,
-  };
-  const first = paymentChange.values.length + 1;
   const orderChange = changeCtes(
     ctx,
     {
       objectType: "order",
-      objectId: paid.id,
+      objectId: new FromSource("paid.id"),
       action: "order.paid",
       statusBefore: "pending",
       statusAfter: "paid",
-      amount: paid.amount_paid,
-      currency: paid.currency,
+      amount: new FromSource("paid.amount_paid"),
+      currency: new FromSource("paid.currency"),
       event: "order.paid",
-      data: orderObject(paid),
-      partitionKey: payment.id,
+      data: new FromSource(orderObjectSql("paid")),
+      partitionKey: paymentId,
     },
     "paid",
-    first + 2,
+    moveValues.length + paymentChange.values.length + 1,
     { prefix: "order_", recovery: false },
   );
-  await tx.query(
-    `WITH one AS (SELECT 1), ${paymentChange.sql},
-     paid AS (
-       UPDATE orders SET status = 'paid', amount_paid = $${first + 1}, updated_at = now()
-       WHERE id = $${first} AND status = 'pending'
-         -- Waits for the payment's event, so the order's event comes after it in the outbox (seq order).
-         AND (SELECT count(*) FROM payment_event) IS NOT NULL
-       RETURNING id
-     ), ${orderChange.sql}
-     SELECT 1`,
-    [...paymentChange.values, paid.id, paid.amount_paid, ...orderChange.values],
-  );
+  const changes = `${paymentChange.sql},
+    paid AS (
+      UPDATE orders o SET status = 'paid', amount_paid = c.amount_captured, updated_at = now()
+      FROM changed c
+      WHERE o.id = c.order_id AND c.status = 'succeeded' AND o.status = 'pending'
+        -- Waits for the payment's event, so the order's event comes after it in the outbox (seq order).
+        AND (SELECT count(*) FROM payment_event) IS NOT NULL
+      RETURNING ${orderColumns("o")}
+    ), ${orderChange.sql}`;
+  const { rows } = await tx.query<PaymentRow & { previous_status: PaymentStatus }>(settleStatement(changes), [
+    ...moveValues,
+    ...paymentChange.values,
+    ...orderChange.values,
+  ]);
+  const moved = rows[0];
+  if (!moved) return undefined;
+  const { previous_status: previousStatus, ...payment } = moved;
+  if (paymentChange.storesAnswer && previousStatus !== payment.status) options.onAnswerStored?.();
   return payment;
 }
 

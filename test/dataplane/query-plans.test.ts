@@ -3,7 +3,7 @@ import type { Queryable } from "../../lib/db/db.ts";
 import { claimDueEvents } from "../../lib/events/outbox-store.ts";
 import { CANCEL_STATEMENT } from "../../lib/payments/cancel.ts";
 import { providerMoveStatement } from "../../lib/payments/confirm.ts";
-import { SETTLE_STATEMENT } from "../../lib/payments/settle.ts";
+import { settleStatement } from "../../lib/payments/settle.ts";
 import { type BackendDb, openBackendDb, postgresSkipReason } from "../support/backends.ts";
 
 const skip = await postgresSkipReason();
@@ -90,7 +90,7 @@ describe.skipIf(skip)("query plans on PostgreSQL", () => {
       UPDATE payments SET status = 'processing' WHERE id < 'pay_a5';
       UPDATE payments SET status = 'succeeded' WHERE status = 'processing';`);
     expectByIdOnly(
-      await plans(db, SETTLE_STATEMENT, [
+      await plans(db, settleStatement(), [
         "pay_a5999",
         ["processing"],
         "succeeded",
