@@ -152,19 +152,13 @@ export function providerMoveStatement(
     SELECT ${paymentColumns()} FROM moved`;
 }
 
-/**
- * Step 1: the conditional move to processing, with its audit row and event, under the order's lock: one
- * statement, so one round trip and no transaction to open and commit. The order's lock sits in the update's
- * condition, so it is taken before the payment row is (confirms of an order's payments and its cancellation take
- * turns, always order first). The event carries the moved row, which only the statement knows: PostgreSQL builds
- * its API object (paymentObjectSql).
- */
-async function beginProviderOperation(
-  ctx: VerbContext,
+/** Step 1's whole statement, the move and its audit row and event, with its parameters. */
+export function providerMoveQuery(
+  ctx: Pick<VerbContext, "actor">,
   id: string,
   operation: "confirm" | "capture",
   move: Move,
-): Promise<PaymentRow> {
+): { sql: string; values: unknown[] } {
   const change = changeCtes(
     ctx,
     {
@@ -181,14 +175,29 @@ async function beginProviderOperation(
     "moved",
     3 + move.values.length,
   );
+  return {
+    sql: providerMoveStatement(operation, move, change.sql),
+    values: [id, ctx.actor.merchantId, ...move.values, ...change.values],
+  };
+}
+
+/**
+ * Step 1: the conditional move to processing, with its audit row and event, under the order's lock: one
+ * statement, so one round trip and no transaction to open and commit. The order's lock sits in the update's
+ * condition, so it is taken before the payment row is (confirms of an order's payments and its cancellation take
+ * turns, always order first). The event carries the moved row, which only the statement knows: PostgreSQL builds
+ * its API object (paymentObjectSql).
+ */
+async function beginProviderOperation(
+  ctx: VerbContext,
+  id: string,
+  operation: "confirm" | "capture",
+  move: Move,
+): Promise<PaymentRow> {
+  const { sql, values } = providerMoveQuery(ctx, id, operation, move);
   let payment: PaymentRow | undefined;
   try {
-    const { rows } = await ctx.db.query<PaymentRow>(providerMoveStatement(operation, move, change.sql), [
-      id,
-      ctx.actor.merchantId,
-      ...move.values,
-      ...change.values,
-    ]);
+    const { rows } = await ctx.db.query<PaymentRow>(sql, values);
     payment = rows[0];
   } catch (error) {
     if (sqlState(error) === PG_UNIQUE_VIOLATION) {

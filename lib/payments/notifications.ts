@@ -7,7 +7,7 @@ import { paymentColumns, refundColumns } from "./columns.ts";
 import type { Actor, ServiceContext, VerbContext } from "./context.ts";
 import { settleRefund } from "./refunds.ts";
 import type { PaymentRow, RefundRow } from "./serialize.ts";
-import { afterSettleCommit, settleFromRequiresAction, settleInTransaction } from "./settle.ts";
+import { afterSettleCommit, applySettlement, settleFromRequiresAction } from "./settle.ts";
 import { PAYMENT_STATUSES, PAYMENT_TRANSITIONS, type PaymentStatus } from "./state-machine.ts";
 
 /** What a notification did, decided inside the transaction that stored it. */
@@ -33,7 +33,7 @@ export function notificationFrom(outcome: ProviderOutcome["status"]): PaymentSta
 /**
  * Applies a verified notification through the same state machine as the API, inside the caller's transaction
  * (the one that stored the notification): the payment is locked, an event older than the last one applied to it
- * is recorded and ignored, and settleInTransaction moves it only from the statuses allowed, writing the audit
+ * is recorded and ignored, and applySettlement moves it only from the statuses allowed, writing the audit
  * row (actor type "provider") and the outbox event.
  */
 export async function applyNotification(
@@ -89,7 +89,7 @@ export async function applyNotification(
     return ignored("not_applicable");
   }
 
-  const settled = await settleInTransaction(tx, ctx, payment.id, from, outcome, action);
+  const settled = await applySettlement(tx, ctx, payment.id, from, outcome, action);
   if (!settled) return ignored("not_applicable");
   return { status: "applied", payment: settled, ctx };
 }
@@ -114,7 +114,7 @@ async function lockPayment(
   provider: ProviderName,
   n: ProviderNotification,
 ): Promise<PaymentRow | undefined> {
-  // The order before the payment, as in every transaction locking both (see settleInTransaction).
+  // The order before the payment, as in every transaction locking both (see settleStatement).
   await (n.paymentId
     ? tx.query("SELECT 1 FROM orders WHERE id IN (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE", [
         n.paymentId,

@@ -53,7 +53,7 @@ export class FromSource {
  * changes nothing (a condition did not hold) it records nothing either. Parameters are numbered from `first`.
  */
 export function changeCtes(
-  ctx: VerbContext,
+  ctx: Pick<VerbContext, "actor">,
   change: Change,
   source: string,
   first: number,

@@ -32,15 +32,13 @@ export async function settlePayment(
   options: SettleOptions = {},
 ): Promise<PaymentRow | undefined> {
   let storesAnswer = false;
-  // Known inside the transaction, acted on only once it committed.
-  const row = await ctx.db.transaction((tx) =>
-    settleInTransaction(tx, ctx, paymentId, from, outcome, action, {
-      ...options,
-      onAnswerStored: () => {
-        storesAnswer = true;
-      },
-    }),
-  );
+  // One statement, atomic on its own: no transaction around it (BEGIN and COMMIT would be two more round trips).
+  const row = await applySettlement(ctx.db, ctx, paymentId, from, outcome, action, {
+    ...options,
+    onAnswerStored: () => {
+      storesAnswer = true;
+    },
+  });
   if (storesAnswer) ctx.actor.answerStored = true;
   if (row) await afterSettleCommit(ctx, row);
   return row;
@@ -59,14 +57,14 @@ export async function settleFromRequiresAction(
   action: string,
 ): Promise<PaymentRow | undefined> {
   if (outcome.status !== "requires_capture") {
-    return settleInTransaction(tx, ctx, paymentId, ["requires_action"], outcome, action);
+    return applySettlement(tx, ctx, paymentId, ["requires_action"], outcome, action);
   }
   const processing = { status: "processing", providerPaymentId: outcome.providerPaymentId } as const;
-  const moved = await settleInTransaction(tx, ctx, paymentId, ["requires_action"], processing, action);
-  return moved && settleInTransaction(tx, ctx, paymentId, ["processing"], outcome, action);
+  const moved = await applySettlement(tx, ctx, paymentId, ["requires_action"], processing, action);
+  return moved && applySettlement(tx, ctx, paymentId, ["processing"], outcome, action);
 }
 
-/** What follows the commit of a payment settleInTransaction moved: caches, the dispatcher's wake-up, metrics. */
+/** What follows the commit of a payment applySettlement moved: caches, the dispatcher's wake-up, metrics. */
 export async function afterSettleCommit(ctx: VerbContext, row: PaymentRow): Promise<void> {
   await invalidateStatusCache(ctx, "payment", row.id);
   if (row.status === "succeeded") await invalidateStatusCache(ctx, "order", row.order_id);
@@ -76,13 +74,13 @@ export async function afterSettleCommit(ctx: VerbContext, row: PaymentRow): Prom
 
 /**
  * The statement that settles a payment: it locks the order, then moves the payment, and `changes` (WITH-clauses
- * over `changed`, the moved payment when its status changed) record the move in the same statement. Every
- * transaction that locks an order and one of its payments takes the order first (confirm, capture and order cancel
- * do), or a settle holding its payment while waiting for the order deadlocks with a confirm of a sibling payment.
- * The order's lock sits in the payment lock's condition, so it is taken before the payment row is. The status is
- * checked on the locked row (a CTE, which no condition is pushed into), never as a condition on `payments` itself:
- * the planner would then weigh the partial indexes on status, and while the statistics say few payments have
- * settled (a young table) it picks one and reads every settled payment on each settle.
+ * over `changed`: the moved payment when its status changed, with its API object) record the move in the same
+ * statement. Every transaction that locks an order and one of its payments takes the order first (confirm, capture
+ * and order cancel do), or a settle holding its payment while waiting for the order deadlocks with a confirm of a
+ * sibling payment. The order's lock sits in the payment lock's condition, so it is taken before the payment row
+ * is. The status is checked on the locked row (a CTE, which no condition is pushed into), never as a condition on
+ * `payments` itself: the planner would then weigh the partial indexes on status, and while the statistics say few
+ * payments have settled (a young table) it picks one and reads every settled payment on each settle.
  */
 export function settleStatement(changes?: string): string {
   return `WITH locked_order AS (
@@ -104,26 +102,25 @@ export function settleStatement(changes?: string): string {
     WHERE p.id = $1 AND p.id = old.id AND old.previous_status = ANY($2::text[])
     RETURNING ${paymentColumns("p")}, old.previous_status
   ), changed AS (
-    SELECT * FROM moved WHERE previous_status <> status
+    SELECT m.*, ${paymentObjectSql("m")} AS object FROM moved m WHERE m.previous_status <> m.status
   )${changes ? `, ${changes}` : ""}
   SELECT ${paymentColumns()}, previous_status FROM moved`;
 }
 
 /**
- * Settles the payment in one statement: the move; when its status changed, its audit row and event (and, for a
- * confirm or capture, the request's answer); and for a first success the order's move to paid with its own. The
- * events carry the rows as the statement leaves them, built by PostgreSQL (object-sql.ts); the order's waits for
- * the payment's, so it comes after it in the outbox (seq order).
+ * The whole settle as one statement and its parameters: the move; when its status changed, its audit row and
+ * event (and, for a confirm or capture, the request's answer); and for a success, the order's move to paid (if it
+ * is still pending) with its own. The events carry the rows as the statement leaves them, built by PostgreSQL
+ * (object-sql.ts); the order's waits for the payment's, so it comes after it in the outbox (seq order).
  */
-export async function settleInTransaction(
-  tx: Queryable,
-  ctx: VerbContext,
+export function settleQuery(
+  ctx: Pick<VerbContext, "actor">,
   paymentId: string,
   from: readonly PaymentStatus[],
   outcome: Settlement,
   action: string,
-  options: SettleOptions & { onAnswerStored?: () => void } = {},
-): Promise<PaymentRow | undefined> {
+  options: SettleOptions = {},
+): { sql: string; values: unknown[]; storesAnswer: boolean } {
   const fields = outcomeFields(outcome);
   const moveValues = [
     paymentId,
@@ -147,49 +144,66 @@ export async function settleInTransaction(
       currency: new FromSource("changed.currency"),
       // Every status but the revert to requires_confirmation has a CloudEvent type.
       event: fields.status === "requires_confirmation" ? undefined : `payment.${fields.status}`,
-      data: new FromSource(paymentObjectSql("changed")),
+      data: new FromSource("changed.object"),
       answersRequest: options.answersRequest,
     },
     "changed",
     moveValues.length + 1,
     { prefix: "payment_" },
   );
-  const orderChange = changeCtes(
-    ctx,
-    {
-      objectType: "order",
-      objectId: new FromSource("paid.id"),
-      action: "order.paid",
-      statusBefore: "pending",
-      statusAfter: "paid",
-      amount: new FromSource("paid.amount_paid"),
-      currency: new FromSource("paid.currency"),
-      event: "order.paid",
-      data: new FromSource(orderObjectSql("paid")),
-      partitionKey: paymentId,
-    },
-    "paid",
-    moveValues.length + paymentChange.values.length + 1,
-    { prefix: "order_", recovery: false },
-  );
-  const changes = `${paymentChange.sql},
+  const values = [...moveValues, ...paymentChange.values];
+  let changes = paymentChange.sql;
+  if (fields.status === "succeeded") {
+    const orderChange = changeCtes(
+      ctx,
+      {
+        objectType: "order",
+        objectId: new FromSource("paid.id"),
+        action: "order.paid",
+        statusBefore: "pending",
+        statusAfter: "paid",
+        amount: new FromSource("paid.amount_paid"),
+        currency: new FromSource("paid.currency"),
+        event: "order.paid",
+        data: new FromSource(orderObjectSql("paid")),
+        partitionKey: paymentId,
+      },
+      "paid",
+      values.length + 1,
+      { prefix: "order_", recovery: false },
+    );
+    values.push(...orderChange.values);
+    changes += `,
     paid AS (
-      UPDATE orders o SET status = 'paid', amount_paid = c.amount_captured, updated_at = now()
-      FROM changed c
-      WHERE o.id = c.order_id AND c.status = 'succeeded' AND o.status = 'pending'
+      UPDATE orders SET status = 'paid', amount_paid = (SELECT amount_captured FROM changed), updated_at = now()
+      WHERE id = (SELECT order_id FROM changed) AND status = 'pending'
         -- Waits for the payment's event, so the order's event comes after it in the outbox (seq order).
         AND (SELECT count(*) FROM payment_event) IS NOT NULL
-      RETURNING ${orderColumns("o")}
+      RETURNING ${orderColumns()}
     ), ${orderChange.sql}`;
-  const { rows } = await tx.query<PaymentRow & { previous_status: PaymentStatus }>(settleStatement(changes), [
-    ...moveValues,
-    ...paymentChange.values,
-    ...orderChange.values,
-  ]);
+  }
+  return { sql: settleStatement(changes), values, storesAnswer: paymentChange.storesAnswer };
+}
+
+/**
+ * Settles on `db`, a pool or the caller's transaction (a notification's, a 3-D Secure answer's, which locked the
+ * order and the payment first). Returns the payment as moved, or undefined when it was not in one of `from`.
+ */
+export async function applySettlement(
+  db: Queryable,
+  ctx: VerbContext,
+  paymentId: string,
+  from: readonly PaymentStatus[],
+  outcome: Settlement,
+  action: string,
+  options: SettleOptions & { onAnswerStored?: () => void } = {},
+): Promise<PaymentRow | undefined> {
+  const { sql, values, storesAnswer } = settleQuery(ctx, paymentId, from, outcome, action, options);
+  const { rows } = await db.query<PaymentRow & { previous_status: PaymentStatus }>(sql, values);
   const moved = rows[0];
   if (!moved) return undefined;
   const { previous_status: previousStatus, ...payment } = moved;
-  if (paymentChange.storesAnswer && previousStatus !== payment.status) options.onAnswerStored?.();
+  if (storesAnswer && previousStatus !== payment.status) options.onAnswerStored?.();
   return payment;
 }
 

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Queryable } from "../../lib/db/db.ts";
 import { claimDueEvents } from "../../lib/events/outbox-store.ts";
 import { CANCEL_STATEMENT } from "../../lib/payments/cancel.ts";
-import { providerMoveStatement } from "../../lib/payments/confirm.ts";
-import { settleStatement } from "../../lib/payments/settle.ts";
+import { providerMoveQuery } from "../../lib/payments/confirm.ts";
+import type { Actor } from "../../lib/payments/context.ts";
+import { settleQuery } from "../../lib/payments/settle.ts";
 import { type BackendDb, openBackendDb, postgresSkipReason } from "../support/backends.ts";
 
 const skip = await postgresSkipReason();
@@ -54,6 +55,18 @@ const insertPayments = (prefix: string, count: number) => `
     SELECT 'pay_${prefix}' || g, 'acct_plans', 'ord_${prefix}' || g, 1000, 'USD', 'sandbox', 'pm_card_visa'
     FROM generate_series(1, ${count}) g;`;
 
+// A confirm with an Idempotency-Key: the statements as they run, the key's record and the stored answer included.
+const keyed = {
+  actor: {
+    type: "merchant",
+    merchantId: "acct_plans",
+    requestId: "req_plans",
+    source: "confirm",
+    idempotencyKey: "key_plans",
+    successStatus: 200,
+  } satisfies Actor,
+};
+
 const settleAll = `
   UPDATE payments SET status = 'processing' WHERE status = 'requires_confirmation';
   UPDATE payments SET status = 'succeeded' WHERE status = 'processing';`;
@@ -77,10 +90,12 @@ describe.skipIf(skip)("query plans on PostgreSQL", () => {
   });
 
   const paymentScans = (used: string[]) => used.filter((scan) => scan.startsWith("payments "));
+  const orderScans = (used: string[]) => used.filter((scan) => scan.startsWith("orders "));
   const expectByIdOnly = (byMode: Record<string, string[]>) => {
     for (const used of Object.values(byMode)) {
       expect(paymentScans(used).length).toBeGreaterThan(0);
       expect(paymentScans(used).filter((scan) => !/_pkey$|payments_merchant_id$/.test(scan))).toEqual([]);
+      expect(orderScans(used).filter((scan) => !/_pkey$/.test(scan))).toEqual([]);
     }
   };
 
@@ -89,18 +104,22 @@ describe.skipIf(skip)("query plans on PostgreSQL", () => {
     await db.exec(`${insertPayments("a", 6000)} ANALYZE orders; ANALYZE payments;
       UPDATE payments SET status = 'processing' WHERE id < 'pay_a5';
       UPDATE payments SET status = 'succeeded' WHERE status = 'processing';`);
-    expectByIdOnly(
-      await plans(db, settleStatement(), [
-        "pay_a5999",
-        ["processing"],
-        "succeeded",
-        "sbx_1",
-        1000,
-        0,
-        null,
-        null,
-      ]),
+    // The whole settle of a confirm's success: the payment's record and answer, the order's move to paid and its.
+    const settle = settleQuery(
+      keyed,
+      "pay_a5999",
+      ["processing"],
+      {
+        status: "succeeded",
+        providerPaymentId: "sbx_1",
+        amountCaptured: 1000,
+      },
+      "payment.confirm.succeeded",
+      { answersRequest: true },
     );
+    const settlePlans = await plans(db, settle.sql, settle.values);
+    expectByIdOnly(settlePlans);
+    expect(orderScans(settlePlans.generic ?? []).length).toBeGreaterThan(0);
     expectByIdOnly(
       await plans(db, CANCEL_STATEMENT, [
         "pay_a5999",
@@ -133,13 +152,17 @@ describe.skipIf(skip)("query plans on PostgreSQL", () => {
   it("confirms and cancels through the id while the statistics say few payments wait for a confirm", async () => {
     // Counted while every payment had settled; then 20 000 new ones wait (a batch of checkouts).
     await db.exec(`${settleAll} ANALYZE payments; ${insertPayments("b", 20_000)}`);
-    const confirmMove = providerMoveStatement("confirm", { set: "status = 'processing'", condition: "TRUE" });
-    expectByIdOnly(await plans(db, confirmMove, ["pay_b19999", "acct_plans"]));
-    const captureMove = providerMoveStatement("capture", {
+    const confirmMove = providerMoveQuery(keyed, "pay_b19999", "confirm", {
+      set: "status = 'processing'",
+      values: [],
+    });
+    expectByIdOnly(await plans(db, confirmMove.sql, confirmMove.values));
+    const captureMove = providerMoveQuery(keyed, "pay_b19999", "capture", {
       set: "status = 'processing'",
       condition: "COALESCE($3, amount_capturable) <= amount_capturable",
+      values: [null],
     });
-    expectByIdOnly(await plans(db, captureMove, ["pay_b19999", "acct_plans", null]));
+    expectByIdOnly(await plans(db, captureMove.sql, captureMove.values));
     expectByIdOnly(
       await plans(db, CANCEL_STATEMENT, [
         "pay_b19999",
