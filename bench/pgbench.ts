@@ -59,11 +59,12 @@ WHERE idempotency_keys.expires_at < now()
 RETURNING 1;`;
 
 /** The key's answer, written by the statement that records the change (a create's object, a confirm's payment). */
-const answer = (key: string, status: number, body = literal(PAYMENT_JSON)) =>
+const answer = (key: string, status: number, source: string, body = literal(PAYMENT_JSON)) =>
   `answer AS (
   UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, 'object:' || :r), response_status = ${status},
     response_body = ${body}, locked_until = NULL
   WHERE merchant_id = '${MERCHANT}' AND key = '${key}-' || :r AND response_status IS NULL
+    AND EXISTS (SELECT 1 FROM ${source})
 )`;
 
 /** A change's audit and outbox inserts as WITH-clauses over `source`, as lib/payments/records.ts writes them. */
@@ -96,14 +97,23 @@ const confirmSteps = (payment: string, next = "") => `${claim("confirm")}
 WITH ${next}locked_order AS (
   SELECT o.status FROM orders o JOIN payments p ON p.order_id = o.id
   WHERE p.id = ${payment} AND p.merchant_id = '${MERCHANT}' FOR UPDATE OF o
+), locked_payment AS (
+  SELECT id AS locked_id, status AS locked_status FROM payments
+  WHERE id = ${payment} AND merchant_id = '${MERCHANT}' AND EXISTS (SELECT 1 FROM locked_order) FOR UPDATE
 ), moved AS (
   UPDATE payments SET status = 'processing', attempt = attempt + 1,
     payment_method = COALESCE(NULL, payment_method), return_url = COALESCE(NULL, return_url),
     failure = NULL, next_action = NULL, processing_since = now(), updated_at = now()
-  WHERE id = ${payment} AND merchant_id = '${MERCHANT}' AND status = 'requires_confirmation'
+  FROM locked_payment
+  WHERE id = ${payment} AND id = locked_id AND locked_status = 'requires_confirmation'
     AND (SELECT status FROM locked_order) = 'pending'
   RETURNING ${paymentColumns("payments")}
-), ${changeCtes("", "moved", "payment.confirm", "payment", "moved.id", "requires_confirmation", "processing", "moved.amount", "payment.processing", `(${paymentObjectSql("moved")})::jsonb`)}
+), ${changeCtes("", "moved", "payment.confirm", "payment", "moved.id", "requires_confirmation", "processing", "moved.amount", "payment.processing", `(${paymentObjectSql("moved")})::jsonb`)},
+recovery AS (
+  UPDATE idempotency_keys SET recovery_point = COALESCE(recovery_point, 'payment:' || (SELECT id FROM moved))
+  WHERE merchant_id = '${MERCHANT}' AND key = 'confirm-' || :r AND response_status IS NULL
+    AND EXISTS (SELECT 1 FROM moved)
+)
 SELECT id, order_id, amount FROM moved
 \\gset p_
 INSERT INTO sandbox_charges (idempotency_key, provider_payment_id, payment_id, operation, amount, currency, status)
@@ -119,15 +129,16 @@ moved AS (
   FROM old
   WHERE p.id = :p_id AND p.id = old.id AND old.previous_status = ANY('{processing}'::text[])
   RETURNING ${paymentColumns("p")}, old.previous_status
-), changed AS (SELECT * FROM moved WHERE previous_status <> status),
-${answer("confirm", 200, `(SELECT ${paymentObjectSql("changed")}::text FROM changed)`)},
-${changeCtes("payment_", "changed", "payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", "changed.amount_captured", "payment.succeeded", `(${paymentObjectSql("changed")})::jsonb`)},
+), changed AS (
+  SELECT m.*, ${paymentObjectSql("m")} AS object FROM moved m WHERE m.previous_status <> m.status
+),
+${answer("confirm", 200, "changed", "(SELECT object::text FROM changed)")},
+${changeCtes("payment_", "changed", "payment.confirm.succeeded", "payment", ":p_id", "processing", "succeeded", "changed.amount_captured", "payment.succeeded", "changed.object::jsonb")},
 paid AS (
-  UPDATE orders o SET status = 'paid', amount_paid = c.amount_captured, updated_at = now()
-  FROM changed c
-  WHERE o.id = c.order_id AND c.status = 'succeeded' AND o.status = 'pending'
+  UPDATE orders SET status = 'paid', amount_paid = (SELECT amount_captured FROM changed), updated_at = now()
+  WHERE id = (SELECT order_id FROM changed) AND status = 'pending'
     AND (SELECT count(*) FROM payment_event) IS NOT NULL
-  RETURNING ${orderColumns("o")}
+  RETURNING ${orderColumns()}
 ), ${changeCtes("order_", "paid", "order.paid", "order", "paid.id", "pending", "paid", "paid.amount_paid", "order.paid", `(${orderObjectSql("paid")})::jsonb`)}
 SELECT ${paymentColumns()}, previous_status FROM moved;
 `;
@@ -144,7 +155,7 @@ WITH created AS (
   INSERT INTO orders (id, merchant_id, amount, currency, description, metadata)
   VALUES (${newId("ord")}, '${MERCHANT}', :amount, 'USD', 'Load test order (USD)', '{}') RETURNING id, amount
 ), ${changeCtes("", "created", "order.create", "order", "created.id", null, "pending", "created.amount", "order.created")},
-${answer("order", 201)}
+${answer("order", 201, "created")}
 SELECT id FROM created
 \\gset o_
 ${claim("payment")}
@@ -156,7 +167,7 @@ WITH created AS (
   FROM orders o WHERE o.id = :o_id AND o.merchant_id = '${MERCHANT}' AND o.status = 'pending'
   RETURNING id, amount
 ), ${changeCtes("", "created", "payment.create", "payment", "created.id", null, "requires_confirmation", "created.amount", "payment.created")},
-${answer("payment", 201)}
+${answer("payment", 201, "created")}
 SELECT id, amount FROM created
 \\gset p_
 ${confirmSteps(":p_id")}`;
