@@ -27,10 +27,13 @@ export interface Change {
  * Writes the audit row and the outbox event of one change, inside the caller's transaction: the change, its
  * audit entry and its announcement commit together or not at all. One statement for both keeps it one round trip.
  */
-export async function recordChange(tx: Queryable, ctx: VerbContext, change: Change): Promise<void> {
+export async function recordChange(tx: Queryable, ctx: VerbContext, change: Plain<Change>): Promise<void> {
   const { sql, values } = changeCtes(ctx, change, "one", 1);
   await tx.query(`WITH one AS (SELECT 1), ${sql} SELECT 1`, values);
 }
+
+/** A change whose values all come from the code: recordChange's source is a row of nothing (`one`). */
+type Plain<T> = { [K in keyof T]: Exclude<T[K], FromSource> };
 
 export interface ChangeCteOptions {
   /** Put before the WITH-clause names, so two changes can share one statement. */

@@ -54,7 +54,7 @@ export async function postSandboxWebhook(
 ): Promise<TestResponse> {
   const res = await t.app.request("/v1/webhooks/sandbox", { method: "POST", headers, body });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+  return { status: res.status, headers: res.headers, text, body: text ? JSON.parse(text) : undefined };
 }
 
 /** Adds or replaces providers of one test service by name (test doubles for what the sandbox cannot say). */

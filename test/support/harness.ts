@@ -56,6 +56,8 @@ export interface CallOptions {
 export interface TestResponse {
   status: number;
   headers: Headers;
+  /** The body as sent, byte for byte (replays must send the first answer's bytes). */
+  text: string;
   // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON bodies
   body: any;
 }
@@ -114,7 +116,7 @@ export async function startTestService(
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {}
-    return { status: res.status, headers: res.headers, body: parsed };
+    return { status: res.status, headers: res.headers, text, body: parsed };
   };
   return {
     service,

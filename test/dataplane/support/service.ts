@@ -61,7 +61,7 @@ export async function startService(options: { db: Db; env?: Env; cache?: Cache }
       try {
         parsed = text ? JSON.parse(text) : undefined;
       } catch {}
-      return { status: res.status, headers: res.headers, body: parsed };
+      return { status: res.status, headers: res.headers, text, body: parsed };
     },
     async close() {
       await service.cache.close();
