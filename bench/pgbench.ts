@@ -159,15 +159,16 @@ ${answer("order", 201, "created")}
 SELECT id FROM created
 \\gset o_
 ${claim("payment")}
-SELECT * FROM orders WHERE id = :o_id AND merchant_id = '${MERCHANT}';
 WITH created AS (
   INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
-                        return_url, description, metadata)
-  SELECT ${newId("pay")}, '${MERCHANT}', o.id, o.amount, o.currency, 'sandbox', 'pm_card_visa', 'automatic', NULL, NULL, '{}'
-  FROM orders o WHERE o.id = :o_id AND o.merchant_id = '${MERCHANT}' AND o.status = 'pending'
-  RETURNING id, amount
-), ${changeCtes("", "created", "payment.create", "payment", "created.id", null, "requires_confirmation", "created.amount", "payment.created")},
-${answer("payment", 201, "created")}
+                        return_url, description, metadata, created_at, updated_at)
+  SELECT ${newId("pay")}, '${MERCHANT}', o.id, o.amount, o.currency, chosen.provider, 'pm_card_visa', 'automatic',
+         NULL, NULL, '{}', now(), now()
+  FROM orders o CROSS JOIN LATERAL (SELECT COALESCE(NULL::text, '{"USD": "sandbox"}'::jsonb ->> o.currency) AS provider) chosen
+  WHERE o.id = :o_id AND o.merchant_id = '${MERCHANT}' AND o.status = 'pending' AND chosen.provider = ANY('{sandbox}'::text[])
+  RETURNING ${paymentColumns()}
+), ${changeCtes("", "created", "payment.create", "payment", "created.id", null, "requires_confirmation", "created.amount", "payment.created", `(${paymentObjectSql("created")})::jsonb`)},
+${answer("payment", 201, "created", `(SELECT ${paymentObjectSql("created")}::text FROM created)`)}
 SELECT id, amount FROM created
 \\gset p_
 ${confirmSteps(":p_id")}`;

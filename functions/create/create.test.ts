@@ -133,6 +133,28 @@ describe("POST /v1/payments", () => {
     expect(res.status).toBe(409);
     expect(res.body.code).toBe("invalid_state");
   });
+
+  it("answers 400 naming provider for one not configured, and writes nothing for any refusal", async () => {
+    const written = async () =>
+      (
+        await t.service.db.query<{ n: number }>(
+          "SELECT (SELECT count(*) FROM payments) + (SELECT count(*) FROM outbox) + (SELECT count(*) FROM audit_log) AS n",
+        )
+      ).rows[0]?.n;
+    const { order } = await orderWithPayment(t);
+    const before = await written();
+    const res = await t.call("POST", "/v1/payments", {
+      body: { order_id: order.id, payment_method: "pm_card_visa", provider: "stripe" },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.errors).toEqual([{ path: "provider", message: "Provider is not configured." }]);
+    // A missing order is named before the provider.
+    const missing = await t.call("POST", "/v1/payments", {
+      body: { order_id: `ord_${"1".repeat(32)}`, payment_method: "pm_card_visa", provider: "stripe" },
+    });
+    expect(missing.status).toBe(404);
+    expect(await written()).toBe(before);
+  });
 });
 
 describe("ids are not card numbers", () => {

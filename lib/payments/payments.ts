@@ -5,7 +5,9 @@ import { orderColumns, paymentColumns } from "./columns.ts";
 import type { VerbContext } from "./context.ts";
 import { newId } from "./ids.ts";
 import { type ListParams, listPage } from "./list.ts";
-import { changeCtes } from "./records.ts";
+import { CURRENCIES } from "./money.ts";
+import { paymentObjectSql } from "./object-sql.ts";
+import { changeCtes, FromSource } from "./records.ts";
 import {
   type Metadata,
   type OrderRow,
@@ -26,102 +28,99 @@ export interface CreatePaymentInput {
   metadata?: Metadata;
 }
 
-/** Creates a payment for a pending order; amount and currency come from the order. */
+/**
+ * Creates a payment for a pending order; amount and currency come from the order. One atomic statement reads the
+ * order, inserts the payment and writes its audit row, its event and the request's answer: when the order is not
+ * there, not pending, or its provider is not configured, nothing is written, and a read after says which.
+ */
 export async function createPayment(ctx: VerbContext, input: CreatePaymentInput): Promise<PaymentObject> {
+  const id = newId("pay");
+  const change = changeCtes(
+    ctx,
+    {
+      objectType: "payment",
+      objectId: id,
+      action: "payment.create",
+      statusBefore: null,
+      statusAfter: "requires_confirmation",
+      amount: new FromSource("created.amount"),
+      currency: new FromSource("created.currency"),
+      event: "payment.created",
+      data: new FromSource(paymentObjectSql("created")),
+      answersRequest: true,
+    },
+    "created",
+    13,
+  );
+  // The provider is the one asked for, else its currency's route; either must be configured.
+  const { rows } = await ctx.db.query<PaymentRow>(
+    `WITH created AS (
+       INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
+                             return_url, description, metadata, created_at, updated_at)
+       SELECT $1, $2, o.id, o.amount, o.currency, chosen.provider, $5, $6, $7, $8, $9, $10, $10
+       FROM orders o CROSS JOIN LATERAL (SELECT COALESCE($4::text, $11::jsonb ->> o.currency) AS provider) chosen
+       WHERE o.id = $3 AND o.merchant_id = $2 AND o.status = 'pending' AND chosen.provider = ANY($12::text[])
+       RETURNING ${paymentColumns()}
+     ), ${change.sql}
+     SELECT ${paymentColumns()} FROM created`,
+    [
+      id,
+      ctx.actor.merchantId,
+      input.order_id,
+      input.provider ?? null,
+      input.payment_method,
+      input.capture_method ?? "automatic",
+      input.return_url ?? null,
+      input.description ?? null,
+      JSON.stringify(input.metadata ?? {}),
+      ctx.clock(),
+      providerRoutes(ctx),
+      ctx.providers.names,
+      ...change.values,
+    ],
+  );
+  const row = rows[0];
+  if (!row) throw await whyNotCreated(ctx, input);
+  if (change.storesAnswer) ctx.actor.answerStored = true;
+  ctx.onEventsWritten();
+  return paymentObject(row);
+}
+
+const routesOf = new WeakMap<VerbContext["providers"], string>();
+
+/** Each currency's provider for a payment's first attempt, as the routes name it (PROVIDER_ROUTES), as JSON. */
+function providerRoutes(ctx: VerbContext): string {
+  let routes = routesOf.get(ctx.providers);
+  if (routes === undefined) {
+    routes = JSON.stringify(
+      Object.fromEntries(CURRENCIES.map((currency) => [currency, ctx.providers.forCurrency(currency)])),
+    );
+    routesOf.set(ctx.providers, routes);
+  }
+  return routes;
+}
+
+/** Why no payment was created: the order missing or not pending, or its provider not configured. */
+async function whyNotCreated(ctx: VerbContext, input: CreatePaymentInput): Promise<ApiError> {
   const orders = await ctx.db.query<OrderRow>(
     `SELECT ${orderColumns()} FROM orders WHERE id = $1 AND merchant_id = $2`,
     [input.order_id, ctx.actor.merchantId],
   );
   const order = orders.rows[0];
   if (!order) {
-    throw new ApiError("not_found", "No such order.", {
+    return new ApiError("not_found", "No such order.", {
       errors: [{ path: "order_id", message: "No such order." }],
     });
   }
   if (order.status !== "pending")
-    throw invalidState(`Order is ${order.status}; payments can only be added to a pending order.`);
+    return invalidState(`Order is ${order.status}; payments can only be added to a pending order.`);
   const provider = input.provider ?? ctx.providers.forCurrency(order.currency);
   if (!ctx.providers.get(provider)) {
-    throw new ApiError("validation_failed", `Provider ${provider} is not configured.`, {
+    return new ApiError("validation_failed", `Provider ${provider} is not configured.`, {
       errors: [{ path: "provider", message: "Provider is not configured." }],
     });
   }
-  const now = ctx.clock();
-  // Complete before the insert (amount and currency are the order's), so the event can carry it.
-  const row: PaymentRow = {
-    id: newId("pay"),
-    merchant_id: ctx.actor.merchantId,
-    order_id: order.id,
-    amount: order.amount,
-    currency: order.currency,
-    status: "requires_confirmation",
-    provider,
-    provider_payment_id: null,
-    payment_method: input.payment_method,
-    capture_method: input.capture_method ?? "automatic",
-    amount_capturable: 0,
-    amount_captured: 0,
-    amount_refunded: 0,
-    next_action: null,
-    failure: null,
-    cancellation_reason: null,
-    return_url: input.return_url ?? null,
-    description: input.description ?? null,
-    metadata: input.metadata ?? {},
-    attempt: 0,
-    processing_since: null,
-    created_at: now,
-    updated_at: now,
-  };
-  const payment = paymentObject(row);
-  const change = changeCtes(
-    ctx,
-    {
-      objectType: "payment",
-      objectId: row.id,
-      action: "payment.create",
-      statusBefore: null,
-      statusAfter: row.status,
-      amount: row.amount,
-      currency: row.currency,
-      event: "payment.created",
-      data: payment,
-      answersRequest: true,
-    },
-    "created",
-    13,
-  );
-  // One atomic statement; the order is re-checked inside it, so a concurrent cancel cannot slip between the
-  // check above and this write, and when it did, nothing (not the audit row, not the event) is written.
-  const { rowCount } = await ctx.db.query(
-    `WITH created AS (
-       INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
-                             return_url, description, metadata, created_at, updated_at)
-       SELECT $1, $2, o.id, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12
-       FROM orders o WHERE o.id = $3 AND o.merchant_id = $2 AND o.status = 'pending' AND o.amount = $4
-       RETURNING id
-     ), ${change.sql}
-     SELECT id FROM created`,
-    [
-      row.id,
-      row.merchant_id,
-      row.order_id,
-      row.amount,
-      row.currency,
-      provider,
-      row.payment_method,
-      row.capture_method,
-      row.return_url,
-      row.description,
-      JSON.stringify(row.metadata),
-      now,
-      ...change.values,
-    ],
-  );
-  if (rowCount === 0) throw invalidState("Order is no longer pending.");
-  if (change.storesAnswer) ctx.actor.answerStored = true;
-  ctx.onEventsWritten();
-  return payment;
+  return invalidState("Order is no longer pending.");
 }
 
 export async function getPayment(ctx: VerbContext, id: string): Promise<JsonText> {
