@@ -164,11 +164,15 @@ WITH created AS (
                         return_url, description, metadata, created_at, updated_at)
   SELECT ${newId("pay")}, '${MERCHANT}', o.id, o.amount, o.currency, chosen.provider, 'pm_card_visa', 'automatic',
          NULL, NULL, '{}', now(), now()
-  FROM orders o CROSS JOIN LATERAL (SELECT COALESCE(NULL::text, '{"USD": "sandbox"}'::jsonb ->> o.currency) AS provider) chosen
+  FROM orders o CROSS JOIN LATERAL
+    (SELECT COALESCE(NULL::text, '{"USD": "sandbox"}'::jsonb ->> o.currency, '{"*": "sandbox"}'::jsonb ->> '*') AS provider) chosen
   WHERE o.id = :o_id AND o.merchant_id = '${MERCHANT}' AND o.status = 'pending' AND chosen.provider = ANY('{sandbox}'::text[])
+  FOR SHARE OF o
   RETURNING ${paymentColumns()}
-), ${changeCtes("", "created", "payment.create", "payment", "created.id", null, "requires_confirmation", "created.amount", "payment.created", `(${paymentObjectSql("created")})::jsonb`)},
-${answer("payment", 201, "created", `(SELECT ${paymentObjectSql("created")}::text FROM created)`)}
+), created_object AS (
+  SELECT c.*, ${paymentObjectSql("c")} AS object FROM created c
+), ${changeCtes("", "created_object", "payment.create", "payment", "created_object.id", null, "requires_confirmation", "created_object.amount", "payment.created", "created_object.object::jsonb")},
+${answer("payment", 201, "created", "(SELECT object::text FROM created_object)")}
 SELECT id, amount FROM created
 \\gset p_
 ${confirmSteps(":p_id")}`;

@@ -153,7 +153,16 @@ describe("POST /v1/payments", () => {
       body: { order_id: `ord_${"1".repeat(32)}`, payment_method: "pm_card_visa", provider: "stripe" },
     });
     expect(missing.status).toBe(404);
+    expect(missing.body.errors[0].path).toBe("order_id");
     expect(await written()).toBe(before);
+    // And a canceled order before the provider.
+    expect((await t.call("POST", `/v1/orders/${order.id}/cancel`)).status).toBe(200);
+    const afterCancel = await written();
+    const canceled = await t.call("POST", "/v1/payments", {
+      body: { order_id: order.id, payment_method: "pm_card_visa", provider: "stripe" },
+    });
+    expect(canceled.status).toBe(409);
+    expect(await written()).toBe(afterCancel);
   });
 });
 

@@ -110,10 +110,10 @@ export function createIdempotencyStore(db: Db, ttlSeconds: number) {
 export type IdempotencyStore = ReturnType<typeof createIdempotencyStore>;
 
 /**
- * A stored body as the first response sent it. An answer the database built with the change (a confirm's settled
- * payment, json_build_object in lib/payments/object-sql.ts) is stored as PostgreSQL writes JSON; the code sent the
- * same object, same keys in the same order, as JSON.stringify writes it, which is what this gives back. Bodies the
- * code stored are JSON.stringify's already, and come back unchanged.
+ * A stored body as the first response sent it. An answer the database built with the change (a payment's create,
+ * confirm or capture: json_build_object in lib/payments/object-sql.ts) is stored as PostgreSQL writes JSON; the
+ * code sent the same object, same keys in the same order, as JSON.stringify writes it, which is what this gives
+ * back. Bodies the code stored are JSON.stringify's already, and come back unchanged.
  */
 function asFirstSent(body: string): string {
   if (body === "") return body;

@@ -2,7 +2,7 @@ import type { OrderObject, PaymentObject } from "./serialize.ts";
 
 /**
  * The API objects built by PostgreSQL from a row, for a statement that changes a row and writes the change's event
- * (and a confirm's stored answer) in one go: they carry the changed row, which the statement knows and the code does
+ * (and the request's stored answer) in one go: they carry the changed row, which the statement knows and the code does
  * not yet. Each must build exactly what its serializer in serialize.ts builds from the same row, keys in the same
  * order (`json_build_object` keeps them; a stored answer is replayed as the code writes it); a test compares them
  * over many rows. Timestamps: PostgreSQL keeps microseconds, the API shows milliseconds, and both sides truncate

@@ -31,7 +31,9 @@ export interface CreatePaymentInput {
 /**
  * Creates a payment for a pending order; amount and currency come from the order. One atomic statement reads the
  * order, inserts the payment and writes its audit row, its event and the request's answer: when the order is not
- * there, not pending, or its provider is not configured, nothing is written, and a read after says which.
+ * there, not pending, or its provider is not configured, nothing is written, and a read after says which. The
+ * order is read FOR SHARE: an order cancel (which holds it FOR UPDATE until it commits) is waited for and the order
+ * read again, canceled; one that comes after waits for this payment and cancels it with the order.
  */
 export async function createPayment(ctx: VerbContext, input: CreatePaymentInput): Promise<PaymentObject> {
   const id = newId("pay");
@@ -43,24 +45,28 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
       action: "payment.create",
       statusBefore: null,
       statusAfter: "requires_confirmation",
-      amount: new FromSource("created.amount"),
-      currency: new FromSource("created.currency"),
+      amount: new FromSource("created_object.amount"),
+      currency: new FromSource("created_object.currency"),
       event: "payment.created",
-      data: new FromSource(paymentObjectSql("created")),
+      data: new FromSource("created_object.object"),
       answersRequest: true,
     },
-    "created",
+    "created_object",
     13,
   );
-  // The provider is the one asked for, else its currency's route; either must be configured.
+  // The provider is the one asked for, else its currency's route (or the "*" route); it must be configured.
   const { rows } = await ctx.db.query<PaymentRow>(
     `WITH created AS (
        INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
                              return_url, description, metadata, created_at, updated_at)
        SELECT $1, $2, o.id, o.amount, o.currency, chosen.provider, $5, $6, $7, $8, $9, $10, $10
-       FROM orders o CROSS JOIN LATERAL (SELECT COALESCE($4::text, $11::jsonb ->> o.currency) AS provider) chosen
+       FROM orders o CROSS JOIN LATERAL
+         (SELECT COALESCE($4::text, $11::jsonb ->> o.currency, $11::jsonb ->> '*') AS provider) chosen
        WHERE o.id = $3 AND o.merchant_id = $2 AND o.status = 'pending' AND chosen.provider = ANY($12::text[])
+       FOR SHARE OF o
        RETURNING ${paymentColumns()}
+     ), created_object AS (
+       SELECT c.*, ${paymentObjectSql("c")} AS object FROM created c
      ), ${change.sql}
      SELECT ${paymentColumns()} FROM created`,
     [
@@ -88,12 +94,16 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
 
 const routesOf = new WeakMap<VerbContext["providers"], string>();
 
-/** Each currency's provider for a payment's first attempt, as the routes name it (PROVIDER_ROUTES), as JSON. */
+/**
+ * Each currency's provider for a payment's first attempt, as the routes name it (PROVIDER_ROUTES), and "*" for any
+ * other currency, as JSON; the routes are set when the providers are made, so once per providers object.
+ */
 function providerRoutes(ctx: VerbContext): string {
   let routes = routesOf.get(ctx.providers);
   if (routes === undefined) {
+    const currencies = [...CURRENCIES, "*"];
     routes = JSON.stringify(
-      Object.fromEntries(CURRENCIES.map((currency) => [currency, ctx.providers.forCurrency(currency)])),
+      Object.fromEntries(currencies.map((currency) => [currency, ctx.providers.forCurrency(currency)])),
     );
     routesOf.set(ctx.providers, routes);
   }
@@ -120,7 +130,8 @@ async function whyNotCreated(ctx: VerbContext, input: CreatePaymentInput): Promi
       errors: [{ path: "provider", message: "Provider is not configured." }],
     });
   }
-  return invalidState("Order is no longer pending.");
+  // Nothing explains it now: the order changed while the payment was being created.
+  return invalidState("The order changed while the payment was being created; retry.");
 }
 
 export async function getPayment(ctx: VerbContext, id: string): Promise<JsonText> {

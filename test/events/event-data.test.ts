@@ -54,13 +54,15 @@ describe("the events of a confirm", () => {
       "payment.succeeded",
       "order.paid",
     ]);
-    const [, , processing, succeeded, paid] = events as [
+    const [created, announced, processing, succeeded, paid] = events as [
       OutboxRow,
       OutboxRow,
       OutboxRow,
       OutboxRow,
       OutboxRow,
     ];
+    expect(created.data).toEqual(order);
+    expect(announced.data).toEqual(payment);
     expect(succeeded.data).toEqual(confirmed.body);
     expect(succeeded.data).toEqual((await t.call("GET", `/v1/payments/${payment.id}`)).body);
     expect(paid.data).toEqual((await t.call("GET", `/v1/orders/${order.id}`)).body);

@@ -143,7 +143,14 @@ describe("answers stored by the change itself", () => {
         const order = await t.call("POST", "/v1/orders", { body: { amount: 5_252, currency: "USD" } });
         return {
           path: "/v1/payments",
-          body: { order_id: order.body.id, payment_method: "pm_card_visa" },
+          // Metadata keys JavaScript orders its own way (integer-like first) and keys beyond ASCII.
+          body: {
+            order_id: order.body.id,
+            payment_method: "pm_card_visa",
+            description: 'Ünïcode "quoted" \\ description',
+            return_url: "https://shop.example/return?a=1&b=2",
+            metadata: { b: "1", "10": "x", é: "y", "2": "z" },
+          },
           status: 201,
         };
       },

@@ -95,6 +95,30 @@ describe.skipIf(skip)("races on PostgreSQL", () => {
     await expectInvariants(t);
   });
 
+  it("payment creates racing their order's cancel: a canceled order never keeps a live payment", async () => {
+    for (let i = 0; i < 16; i++) {
+      const order = (await t.call("POST", "/v1/orders", { body: { amount: 1_500, currency: "USD" } })).body;
+      const create = () =>
+        t.call("POST", "/v1/payments", { body: { order_id: order.id, payment_method: "pm_card_visa" } });
+      const [first, cancel, second] = await Promise.all([
+        create(),
+        t.call("POST", `/v1/orders/${order.id}/cancel`),
+        create(),
+      ]);
+      check([
+        { request: "create payment", answer: first, expected: [201, "invalid_state"] },
+        { request: "cancel order", answer: cancel, expected: [200, "invalid_state"] },
+        { request: "create payment", answer: second, expected: [201, "invalid_state"] },
+      ]);
+      expect(cancel.status).toBe(200);
+      // Each payment created before the cancel was canceled with the order; none was created after it.
+      for (const created of [first, second].filter((answer) => answer.status === 201)) {
+        expect((await t.call("GET", `/v1/payments/${created.body.id}`)).body.status).toBe("canceled");
+      }
+    }
+    await expectInvariants(t);
+  });
+
   it("cancel racing the customer's 3-D Secure answer: canceled and never charged, or charged and the cancel refused", async () => {
     withThreeDSecurePage(t);
     for (let i = 0; i < 16; i++) {
