@@ -82,7 +82,13 @@ export function toProblem(error: ApiError, requestId: string): Problem {
   };
 }
 
-export const notFound = (what: string) => new ApiError("not_found", `No such ${what}.`);
+/** No such object; with `path`, the request field that named it (a body's order_id, payment_id). */
+export const notFound = (what: string, path?: string) =>
+  new ApiError(
+    "not_found",
+    `No such ${what}.`,
+    path ? { errors: [{ path, message: `No such ${what}.` }] } : undefined,
+  );
 export const invalidState = (detail: string) => new ApiError("invalid_state", detail);
 export const validationFailed = (errors: FieldError[]) =>
   new ApiError(

@@ -117,11 +117,7 @@ async function whyNotCreated(ctx: VerbContext, input: CreatePaymentInput): Promi
     [input.order_id, ctx.actor.merchantId],
   );
   const order = orders.rows[0];
-  if (!order) {
-    return new ApiError("not_found", "No such order.", {
-      errors: [{ path: "order_id", message: "No such order." }],
-    });
-  }
+  if (!order) return notFound("order", "order_id");
   if (order.status !== "pending")
     return invalidState(`Order is ${order.status}; payments can only be added to a pending order.`);
   const provider = input.provider ?? ctx.providers.forCurrency(order.currency);

@@ -45,11 +45,7 @@ export async function createRefund(ctx: VerbContext, input: CreateRefundInput): 
         [input.payment_id, ctx.actor.merchantId],
       );
       const row = current.rows[0];
-      if (!row) {
-        throw new ApiError("not_found", "No such payment.", {
-          errors: [{ path: "payment_id", message: "No such payment." }],
-        });
-      }
+      if (!row) throw notFound("payment", "payment_id");
       if (row.status !== "succeeded")
         throw invalidState(`Payment is ${row.status}; only succeeded payments can be refunded.`);
       const left = row.amount_captured - row.amount_refunded;
