@@ -36,7 +36,23 @@ export interface CreatePaymentInput {
  * read again, canceled; one that comes after waits for this payment and cancels it with the order.
  */
 export async function createPayment(ctx: VerbContext, input: CreatePaymentInput): Promise<PaymentObject> {
-  const id = newId("pay");
+  const { sql, values, storesAnswer } = createPaymentQuery(ctx, newId("pay"), input);
+  const { rows } = await ctx.db.query<PaymentRow>(sql, values);
+  const row = rows[0];
+  if (!row) throw await whyNotCreated(ctx, input);
+  if (storesAnswer) ctx.actor.answerStored = true;
+  ctx.onEventsWritten();
+  return paymentObject(row);
+}
+
+type QueryContext = Pick<VerbContext, "actor" | "providers" | "clock">;
+
+/** The create's one statement and its parameters. */
+export function createPaymentQuery(
+  ctx: QueryContext,
+  id: string,
+  input: CreatePaymentInput,
+): { sql: string; values: unknown[]; storesAnswer: boolean } {
   const change = changeCtes(
     ctx,
     {
@@ -55,8 +71,7 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
     13,
   );
   // The provider is the one asked for, else its currency's route (or the "*" route); it must be configured.
-  const { rows } = await ctx.db.query<PaymentRow>(
-    `WITH created AS (
+  const sql = `WITH created AS (
        INSERT INTO payments (id, merchant_id, order_id, amount, currency, provider, payment_method, capture_method,
                              return_url, description, metadata, created_at, updated_at)
        SELECT $1, $2, o.id, o.amount, o.currency, chosen.provider, $5, $6, $7, $8, $9, $10, $10
@@ -68,28 +83,23 @@ export async function createPayment(ctx: VerbContext, input: CreatePaymentInput)
      ), created_object AS (
        SELECT c.*, ${paymentObjectSql("c")} AS object FROM created c
      ), ${change.sql}
-     SELECT ${paymentColumns()} FROM created`,
-    [
-      id,
-      ctx.actor.merchantId,
-      input.order_id,
-      input.provider ?? null,
-      input.payment_method,
-      input.capture_method ?? "automatic",
-      input.return_url ?? null,
-      input.description ?? null,
-      JSON.stringify(input.metadata ?? {}),
-      ctx.clock(),
-      providerRoutes(ctx),
-      ctx.providers.names,
-      ...change.values,
-    ],
-  );
-  const row = rows[0];
-  if (!row) throw await whyNotCreated(ctx, input);
-  if (change.storesAnswer) ctx.actor.answerStored = true;
-  ctx.onEventsWritten();
-  return paymentObject(row);
+     SELECT ${paymentColumns()} FROM created`;
+  const values = [
+    id,
+    ctx.actor.merchantId,
+    input.order_id,
+    input.provider ?? null,
+    input.payment_method,
+    input.capture_method ?? "automatic",
+    input.return_url ?? null,
+    input.description ?? null,
+    JSON.stringify(input.metadata ?? {}),
+    ctx.clock(),
+    providerRoutes(ctx),
+    ctx.providers.names,
+    ...change.values,
+  ];
+  return { sql, values, storesAnswer: change.storesAnswer };
 }
 
 const routesOf = new WeakMap<VerbContext["providers"], string>();
@@ -98,7 +108,7 @@ const routesOf = new WeakMap<VerbContext["providers"], string>();
  * Each currency's provider for a payment's first attempt, as the routes name it (PROVIDER_ROUTES), and "*" for any
  * other currency, as JSON; the routes are set when the providers are made, so once per providers object.
  */
-function providerRoutes(ctx: VerbContext): string {
+function providerRoutes(ctx: QueryContext): string {
   let routes = routesOf.get(ctx.providers);
   if (routes === undefined) {
     const currencies = [...CURRENCIES, "*"];

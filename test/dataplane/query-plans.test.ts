@@ -4,6 +4,7 @@ import { claimDueEvents } from "../../lib/events/outbox-store.ts";
 import { CANCEL_STATEMENT } from "../../lib/payments/cancel.ts";
 import { providerMoveQuery } from "../../lib/payments/confirm.ts";
 import type { Actor } from "../../lib/payments/context.ts";
+import { createPaymentQuery } from "../../lib/payments/payments.ts";
 import { settleQuery } from "../../lib/payments/settle.ts";
 import { type BackendDb, openBackendDb, postgresSkipReason } from "../support/backends.ts";
 
@@ -147,6 +148,25 @@ describe.skipIf(skip)("query plans on PostgreSQL", () => {
     expect(claimed.map((row) => row.id)).toEqual(
       Array.from({ length: 100 }, (_, i) => `evt_wait${3 + 3 * i}`),
     );
+  });
+
+  it("creates a payment reading its order by primary key", async () => {
+    await db.exec(`${insertPayments("c", 5000)} ANALYZE orders;`);
+    const providers = { names: ["sandbox"], forCurrency: () => "sandbox" } as unknown as Parameters<
+      typeof createPaymentQuery
+    >[0]["providers"];
+    const create = createPaymentQuery({ ...keyed, providers, clock: () => new Date() }, "pay_new", {
+      order_id: "ord_c4999",
+      payment_method: "pm_card_visa",
+      metadata: { sku: "1" },
+    });
+    // Each of these indexes ends with the id and the statement gives every column before it: one row at most.
+    for (const used of Object.values(await plans(db, create.sql, create.values))) {
+      expect(orderScans(used).length).toBeGreaterThan(0);
+      expect(orderScans(used).filter((scan) => !/_pkey$|orders_merchant(_status)?_id$/.test(scan))).toEqual(
+        [],
+      );
+    }
   });
 
   it("confirms and cancels through the id while the statistics say few payments wait for a confirm", async () => {
