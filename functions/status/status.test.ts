@@ -27,6 +27,31 @@ describe("GET /v1/orders/:id and /v1/payments/:id", () => {
   });
 });
 
+describe("a burst of reads of one uncached payment", () => {
+  it("reads the database twice at most, and every reader gets the payment", async () => {
+    const { payment } = await orderWithPayment(t);
+    // A change empties the key (its marker), so the next reads miss.
+    await t.call("POST", `/v1/payments/${payment.id}/cancel`, { body: { reason: "abandoned" } });
+    const reads: string[] = [];
+    const db = t.service.db;
+    const query = db.query.bind(db);
+    db.query = ((sql: string, values?: unknown[]) => {
+      if (sql.includes("FROM payments") && values?.[0] === payment.id) reads.push(sql);
+      return query(sql, values as never);
+    }) as typeof db.query;
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, () => t.call("GET", `/v1/payments/${payment.id}`)),
+      );
+      expect(new Set(answers.map((answer) => answer.body.status))).toEqual(new Set(["canceled"]));
+      expect(reads.length).toBeGreaterThan(0);
+      expect(reads.length).toBeLessThanOrEqual(2);
+    } finally {
+      db.query = query;
+    }
+  });
+});
+
 describe("lists", () => {
   it("filters payments by order and status", async () => {
     const { order, payment } = await orderWithPayment(t);

@@ -1,5 +1,6 @@
 import { JsonText } from "../http/json-text.ts";
 import { metrics } from "../telemetry/metrics.ts";
+import { CoalescedLoads } from "./coalesced-loads.ts";
 import type { VerbContext } from "./context.ts";
 
 const TTL_MS = 30_000;
@@ -7,6 +8,9 @@ const TTL_MS = 30_000;
 // cannot put it back (its set-if-absent fails), so the cache never serves a state older than a committed change.
 const INVALIDATED = "\u0000invalidated";
 const INVALIDATED_TTL_MS = 2_000;
+
+// Per process: the misses of one key that arrive together read the database twice at most, not once each.
+const loads = new CoalescedLoads();
 
 type Kind = "order" | "payment" | "refund";
 const key = (ctx: VerbContext, kind: Kind, id: string) => `status:${ctx.actor.merchantId}:${kind}:${id}`;
@@ -35,7 +39,7 @@ export async function readThrough<T>(
     return new JsonText(cached);
   }
   metrics.cacheRequests.inc({ cache: "status", result: "miss" });
-  const value = asText(await load());
+  const value = await loads.load(k, async () => asText(await load()));
   if (value !== undefined && cached === undefined) {
     ctx.cache.setIfAbsent(k, value.text, TTL_MS).catch(() => {});
   }
