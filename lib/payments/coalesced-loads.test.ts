@@ -1,13 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { CoalescedLoads } from "./coalesced-loads.ts";
 
-/** A read the test finishes by hand, numbered in the order reads start. */
+/** A read the test finishes by hand; `started` lists them in the order they started. */
 function reads() {
-  const started: { n: number; finish: (value: string) => void; fail: (error: Error) => void }[] = [];
+  const started: { finish: (value: string) => void; fail: (error: Error) => void }[] = [];
   const read = () =>
     new Promise<string>((resolve, reject) => {
-      const n = started.length + 1;
-      started.push({ n, finish: resolve, fail: reject });
+      started.push({ finish: resolve, fail: reject });
     });
   return { started, read };
 }

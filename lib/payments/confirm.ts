@@ -127,10 +127,10 @@ export interface Move {
  * planner would weigh the partial index on open statuses, and while the statistics count fewer open payments than
  * there are, it picks it and reads all of them on every confirm.
  */
-export function providerMoveStatement(
+function providerMoveStatement(
   operation: "confirm" | "capture",
   move: Pick<Move, "set" | "condition">,
-  changes?: string,
+  changes: string,
 ) {
   const orderCondition =
     operation === "confirm"
@@ -148,7 +148,7 @@ export function providerMoveStatement(
       WHERE id = $1 AND id = locked_id AND locked_status = '${OPERATION_FROM[operation]}'
         AND ${move.condition ?? "TRUE"} AND ${orderCondition}
       RETURNING ${paymentColumns("payments")}
-    )${changes ? `, ${changes}` : ""}
+    ), ${changes}
     SELECT ${paymentColumns()} FROM moved`;
 }
 

@@ -82,7 +82,7 @@ export async function afterSettleCommit(ctx: VerbContext, row: PaymentRow): Prom
  * `payments` itself: the planner would then weigh the partial indexes on status, and while the statistics say few
  * payments have settled (a young table) it picks one and reads every settled payment on each settle.
  */
-export function settleStatement(changes?: string): string {
+function settleStatement(changes: string): string {
   return `WITH locked_order AS (
     SELECT id FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE
   ), old AS (
@@ -103,7 +103,7 @@ export function settleStatement(changes?: string): string {
     RETURNING ${paymentColumns("p")}, old.previous_status
   ), changed AS (
     SELECT m.*, ${paymentObjectSql("m")} AS object FROM moved m WHERE m.previous_status <> m.status
-  )${changes ? `, ${changes}` : ""}
+  ), ${changes}
   SELECT ${paymentColumns()}, previous_status FROM moved`;
 }
 
