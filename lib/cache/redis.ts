@@ -2,6 +2,7 @@ import { once } from "node:events";
 import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "../telemetry/logger.ts";
 import type { Cache } from "./cache.ts";
+import { TrackedCopies } from "./tracked-copies.ts";
 
 export interface RedisCache extends Cache {
   readonly kind: "redis";
@@ -15,6 +16,8 @@ export interface RedisCache extends Cache {
   readonly client: Promise<Redis>;
   /** Settles at the client's first connection: until then reads miss and the rate limiter counts on this instance. */
   readonly connected: Promise<unknown>;
+  /** How many values this instance holds copies of (see TrackedCopies). */
+  copiesHeld(): number;
 }
 
 export interface RedisCacheOptions {
@@ -97,6 +100,7 @@ export function redisOptions(options: RedisCacheOptions = {}): RedisOptions {
 export function redisCache(url: string, options: RedisCacheOptions = {}): RedisCache {
   const log = options.log;
   let client: Redis | undefined;
+  let copies: TrackedCopies | undefined;
   let closed = false;
   let loadNow = () => {};
   const writeArrived = new Promise<void>((resolve) => {
@@ -121,6 +125,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
       if (closed) throw new RedisNotLoadedError();
       client = new Redis(url, redisOptions(options));
       watch(client);
+      copies = new TrackedCopies(client, options.keyPrefix, log);
       client.connect().catch(() => {}); // retried by retryStrategy; failures surface as the commands' errors
       return client;
     });
@@ -222,6 +227,17 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     });
   }
 
+  async function read(key: string, fetch: (key: string) => Promise<string | undefined>) {
+    // Before the first connection, a miss: the reader goes to PostgreSQL as for any key not cached yet.
+    if (!connectedOnce) return undefined;
+    replayIfDue();
+    if (replaying) await replaying;
+    const value = await fetch(key);
+    // Writes still unsent mean Redis may hold entries they should have replaced: not yet safe to trust it.
+    if (unsent.size > 0 || Date.now() < bypassReadsUntil) return undefined;
+    return value;
+  }
+
   const track = (ttlMs: number) => {
     if (ttlMs > longestTtlMs) longestTtlMs = ttlMs;
   };
@@ -230,18 +246,24 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     kind: "redis",
     client: loaded,
     connected,
-    async get(key) {
-      // Before the first connection, a miss: the reader goes to PostgreSQL as for any key not cached yet.
-      if (!connectedOnce) return undefined;
-      replayIfDue();
-      if (replaying) await replaying;
-      const value = await connection().get(key);
-      // Writes still unsent mean Redis may hold entries they should have replaced: not yet safe to trust it.
-      if (unsent.size > 0 || Date.now() < bypassReadsUntil) return undefined;
-      return value ?? undefined;
-    },
+    copiesHeld: () => copies?.size ?? 0,
+    get: (key) =>
+      read(key, (k) =>
+        connection()
+          .get(k)
+          .then((value) => value ?? undefined),
+      ),
+    getReadMostly: (key) =>
+      read(key, (k) =>
+        copies
+          ? copies.get(k)
+          : connection()
+              .get(k)
+              .then((v) => v ?? undefined),
+      ),
     async set(key, value, ttlMs) {
       track(ttlMs);
+      copies?.forget(key);
       if (!connectedOnce) await firstConnectionOrTimeout();
       try {
         await connection().set(key, value, "PX", ttlMs);
@@ -253,9 +275,11 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     },
     async setIfAbsent(key, value, ttlMs) {
       track(ttlMs);
+      copies?.forget(key);
       return (await connection().set(key, value, "PX", ttlMs, "NX")) === "OK";
     },
     async del(key) {
+      copies?.forget(key);
       if (!connectedOnce) await firstConnectionOrTimeout();
       try {
         await connection().del(key);
@@ -271,6 +295,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     async close() {
       closed = true;
       await sendUnsent();
+      await copies?.close();
       await client?.quit().catch(() => client?.disconnect());
     },
   };

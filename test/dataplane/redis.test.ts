@@ -142,6 +142,7 @@ describe.skipIf(skip)("the service on Redis", () => {
   let db: Db;
   let queries: string[];
   let t: DataplaneService;
+  const keyPrefix = prefix();
   beforeAll(async () => {
     db = await openTestDb();
     queries = [];
@@ -153,7 +154,7 @@ describe.skipIf(skip)("the service on Redis", () => {
         return db.query(sql, params);
       },
     };
-    t = await startService({ db: counted, cache: await redisCacheFor() });
+    t = await startService({ db: counted, cache: await redisCacheFor(keyPrefix) });
   });
   afterAll(() => t?.close());
 
@@ -186,6 +187,31 @@ describe.skipIf(skip)("the service on Redis", () => {
     const canceled = await t.call("POST", `/v1/payments/${payment.id}/cancel`, { body: {} });
     expect(canceled.body.status).toBe("canceled");
     expect((await t.call("GET", `/v1/payments/${payment.id}`)).body.status).toBe("canceled");
+  });
+
+  it("serves a change made through another instance at once, though each instance copies what it reads", async () => {
+    // The same database (its close left to this suite), the same Redis keys: another instance of the service.
+    const shared: Db = { ...db, close: async () => {} };
+    const other = await startService({ db: shared, cache: await redisCacheFor(keyPrefix) });
+    try {
+      const payment = await orderWithPayment();
+      const path = `/v1/payments/${payment.id}`;
+      const copies = (t.service.cache as RedisCache).copiesHeld;
+      const held = copies();
+      expect((await t.call("GET", path)).body.status).toBe("requires_confirmation");
+      // The first read fills Redis, a later one copies Redis's entry into this instance.
+      await expect
+        .poll(async () => {
+          expect((await t.call("GET", path)).body.status).toBe("requires_confirmation");
+          return copies();
+        })
+        .toBeGreaterThan(held);
+      const canceled = await other.call("POST", `${path}/cancel`, { body: {} });
+      expect(canceled.body.status).toBe("canceled");
+      expect((await t.call("GET", path)).body.status).toBe("canceled");
+    } finally {
+      await other.close();
+    }
   });
 
   it("answers a duplicate of a request in flight with 409 from Redis, without touching PostgreSQL", async () => {
