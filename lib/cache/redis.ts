@@ -2,7 +2,7 @@ import { once } from "node:events";
 import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "../telemetry/logger.ts";
 import type { Cache } from "./cache.ts";
-import { TrackedCopies } from "./tracked-copies.ts";
+import type { TrackedCopies } from "./tracked-copies.ts";
 
 export interface RedisCache extends Cache {
   readonly kind: "redis";
@@ -41,6 +41,8 @@ export interface RedisCacheOptions {
 }
 
 const loadIoredis = () => import("ioredis");
+// Loaded with ioredis, after a function's first answer (it brings lru-cache).
+const loadTrackedCopies = () => import("./tracked-copies.ts");
 type IoredisModule = Awaited<ReturnType<typeof loadIoredis>>;
 const moduleHooks: ((ioredis: IoredisModule) => void)[] = [];
 let ioredisModule: IoredisModule | undefined;
@@ -112,17 +114,15 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   });
   const loaded = Promise.race([options.loadAfter ?? Promise.resolve(), writeArrived])
     .catch(() => {})
-    .then(loadIoredis)
-    .then((ioredis) => {
+    .then(() => Promise.all([loadIoredis(), loadTrackedCopies()]))
+    .then(([ioredis, { TrackedCopies }]) => {
       if (!ioredisModule) {
         ioredisModule = ioredis;
         for (const hook of moduleHooks.splice(0)) hook(ioredis);
       }
-      // CommonJS: bundled, the class is the module's default export; under Node's own loader, also a named one.
-      return ioredis.Redis ?? ioredis.default;
-    })
-    .then((Redis) => {
       if (closed) throw new RedisNotLoadedError();
+      // CommonJS: bundled, the class is the module's default export; under Node's own loader, also a named one.
+      const Redis = ioredis.Redis ?? ioredis.default;
       client = new Redis(url, redisOptions(options));
       watch(client);
       copies = new TrackedCopies(client, options.keyPrefix, log);

@@ -30,6 +30,8 @@ export class TrackedCopies {
   private readonly listener: Redis;
   private readonly timer: NodeJS.Timeout;
   private generation = 0;
+  // Counts connection losses: an arming that a loss overtook does not arm.
+  private epoch = 0;
   private armed = false;
   private lastPongAt = 0;
   private listenerId: number | undefined;
@@ -70,7 +72,10 @@ export class TrackedCopies {
       const [readError, value] = results[1] ?? [new Error("no reply")];
       if (readError) throw readError;
       const ttlMs = Number(results[2]?.[1]);
+      // A refused CACHING YES (tracking off on a connection that just came back) means the read is not tracked.
+      const tracked = !results[0]?.[0];
       if (
+        tracked &&
         typeof value === "string" &&
         ttlMs > 0 &&
         generation === this.generation &&
@@ -141,6 +146,7 @@ export class TrackedCopies {
   private async arm(): Promise<void> {
     const id = this.listenerId;
     if (id === undefined || this.main.status !== "ready" || this.listener.status !== "ready") return;
+    const epoch = this.epoch;
     // Off first: ON with another REDIRECT is refused while tracking is on (a reconnected listener has a new id).
     const results = await this.main
       .pipeline()
@@ -149,13 +155,15 @@ export class TrackedCopies {
       .exec();
     const refused = results?.find(([error]) => error)?.[0];
     if (refused) throw refused;
-    if (id !== this.listenerId) return;
+    // A connection closed meanwhile: tracking is armed again when it is back.
+    if (id !== this.listenerId || epoch !== this.epoch) return;
     this.dropAll();
     this.armed = true;
   }
 
   private disarm(): void {
     this.armed = false;
+    this.epoch++;
     this.listenerId = this.listener.status === "ready" ? this.listenerId : undefined;
     this.dropAll();
   }
@@ -177,7 +185,6 @@ export class TrackedCopies {
   }
 
   private failedToArm(error: unknown): void {
-    this.armed = false;
     if (this.warned) return;
     this.warned = true;
     this.log?.warn(
