@@ -16,8 +16,8 @@ export interface RedisCache extends Cache {
   readonly client: Promise<Redis>;
   /** Settles at the client's first connection: until then reads miss and the rate limiter counts on this instance. */
   readonly connected: Promise<unknown>;
-  /** How many values this instance holds copies of (see TrackedCopies). */
-  copiesHeld(): number;
+  /** Whether this instance holds a copy of `key`'s value (see TrackedCopies). */
+  holdsCopy(key: string): boolean;
 }
 
 export interface RedisCacheOptions {
@@ -246,7 +246,7 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     kind: "redis",
     client: loaded,
     connected,
-    copiesHeld: () => copies?.size ?? 0,
+    holdsCopy: (key) => copies?.holds(key) ?? false,
     get: (key) =>
       read(key, (k) =>
         connection()
@@ -267,6 +267,10 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
       if (!connectedOnce) await firstConnectionOrTimeout();
       try {
         await connection().set(key, value, "PX", ttlMs);
+        // A read sent before the write (an explicit pipeline leaves at once, this write with the next auto-pipeline)
+        // may have copied the value it replaced. The next read would learn so from Redis before using that copy;
+        // dropping it here spares that read the wait.
+        copies?.forget(key);
         unsent.delete(key);
       } catch (error) {
         remember(key, value, ttlMs);
@@ -276,13 +280,16 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     async setIfAbsent(key, value, ttlMs) {
       track(ttlMs);
       copies?.forget(key);
-      return (await connection().set(key, value, "PX", ttlMs, "NX")) === "OK";
+      const set = (await connection().set(key, value, "PX", ttlMs, "NX")) === "OK";
+      copies?.forget(key);
+      return set;
     },
     async del(key) {
       copies?.forget(key);
       if (!connectedOnce) await firstConnectionOrTimeout();
       try {
         await connection().del(key);
+        copies?.forget(key);
         unsent.delete(key);
       } catch (error) {
         remember(key, undefined, longestTtlMs);

@@ -5,19 +5,21 @@ import type { Logger } from "../telemetry/logger.ts";
 // Where Redis publishes the names of tracked keys that changed, to a RESP2 connection (ioredis drops RESP3's
 // "invalidate" pushes, so the listening connection speaks RESP2).
 const INVALIDATIONS = "__redis__:invalidate";
-// The listening connection is pinged this often; copies are used only while its last answer is this recent. Pings
-// and invalidations travel the same connection in order: a pong means every invalidation sent before it arrived.
-const PING_EVERY_MS = 500;
-const TRUST_FOR_MS = 1_500;
 // Copies held per instance: status objects are about a kilobyte each.
 const MAX_BYTES = 8 * 1024 * 1024;
+// After tracking could not be turned on (a timeout, a refusal), the next try.
+const RETRY_ARM_MS = 10_000;
 
 /**
  * This instance's copies of values read from Redis, kept current by Redis itself (server-assisted client-side
- * caching: CLIENT TRACKING … REDIRECT … OPTIN). A read is answered from its copy without a round trip; whenever
- * anyone changes or expires a copied key, Redis sends its name to this instance's listening connection, and the
- * copy is dropped. While either connection is down, or the listening one has not answered a ping lately, no copy is
- * used and all are dropped: reads go to Redis as before.
+ * caching: CLIENT TRACKING … REDIRECT … OPTIN). Whenever anyone changes or expires a copied key, Redis sends its name
+ * to this instance's listening connection, and the copy is dropped.
+ *
+ * A copy is served only after a PING sent on the listening connection after the read arrived has been answered:
+ * Redis sends a key's name there as it executes the change, ahead of anything it answers later on that connection,
+ * so by the pong every change acknowledged to anyone before the read arrived has dropped its copies. The reads that
+ * arrive together share one PING. A read is then one round trip on a connection carrying a few bytes, instead of a
+ * GET on the busy one. While either connection is down no copy is used and all are dropped: reads go to Redis.
  */
 export class TrackedCopies {
   private readonly copies = new LRUCache<string, string>({
@@ -27,13 +29,14 @@ export class TrackedCopies {
   // A read in flight per key: an invalidation that arrives before its reply (the two travel on different
   // connections) removes it, and the reply is then not kept.
   private readonly pending = new Map<string, symbol>();
-  private readonly listener: Redis;
-  private readonly timer: NodeJS.Timeout;
+  private listener: Redis | undefined;
+  private nextPing: Promise<unknown> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  // Bumped whenever every copy is dropped: a read that started before keeps nothing.
   private generation = 0;
-  // Counts connection losses: an arming that a loss overtook does not arm.
+  // Bumped at each connection loss: an arming that a loss overtook does not arm.
   private epoch = 0;
   private armed = false;
-  private lastPongAt = 0;
   private listenerId: number | undefined;
   private warned = false;
 
@@ -42,27 +45,51 @@ export class TrackedCopies {
     private readonly keyPrefix = "",
     private readonly log?: Logger,
   ) {
-    // Subscriptions are made again by hand at each connection, after the new connection's id is known.
-    this.listener = main.duplicate({ protocol: 2, autoResubscribe: false, enableAutoPipelining: false });
-    this.listener.on("messageBuffer", (channel: Buffer, keys: Buffer[] | null) => {
-      if (channel.toString() === INVALIDATIONS) this.invalidated(keys);
-    });
-    // Its failures show as a closed connection (below) and as the main client's own errors.
-    this.listener.on("error", () => {});
-    this.listener.on("ready", () => this.listen().catch((error) => this.failedToArm(error)));
-    this.listener.on("close", () => this.disarm());
     main.on("ready", () => this.arm().catch((error) => this.failedToArm(error)));
     main.on("close", () => this.disarm());
-    this.timer = setInterval(() => this.ping(), PING_EVERY_MS).unref();
-    this.listener.connect().catch(() => {}); // retried by the client's retryStrategy
   }
 
-  /** The copy of `key` if there is a trustworthy one, else Redis's value (copied when tracking is on). */
+  /** Redis's value of `key`, from this instance's copy when one is current. */
   async get(key: string): Promise<string | undefined> {
+    this.listen();
     const fullKey = this.keyPrefix + key;
-    if (!this.usable()) return (await this.main.get(key)) ?? undefined;
-    const copy = this.copies.get(fullKey);
-    if (copy !== undefined) return copy;
+    if (!this.armed) return (await this.main.get(key)) ?? undefined;
+    if (this.copies.has(fullKey)) {
+      const caughtUp = await this.caughtUp().then(
+        () => true,
+        () => false,
+      );
+      const copy = this.copies.get(fullKey);
+      if (caughtUp && copy !== undefined) return copy;
+      if (!this.armed) return (await this.main.get(key)) ?? undefined;
+    }
+    return this.readAndCopy(key, fullKey);
+  }
+
+  /** This instance is changing `key`: its copy goes before the write is sent and again once it is done. */
+  forget(key: string): void {
+    const fullKey = this.keyPrefix + key;
+    this.copies.delete(fullKey);
+    this.pending.delete(fullKey);
+  }
+
+  /** Whether a copy of `key` is held. */
+  holds(key: string): boolean {
+    return this.copies.has(this.keyPrefix + key);
+  }
+
+  /** Whether reads may be answered from copies now. */
+  get tracking(): boolean {
+    return this.armed;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.retry);
+    this.disarm();
+    await this.listener?.quit().catch(() => this.listener?.disconnect());
+  }
+
+  private async readAndCopy(key: string, fullKey: string): Promise<string | undefined> {
     const token = Symbol(fullKey);
     const generation = this.generation;
     this.pending.set(fullKey, token);
@@ -71,11 +98,15 @@ export class TrackedCopies {
       const results = (await this.main.pipeline().client("CACHING", "YES").get(key).pttl(key).exec()) ?? [];
       const [readError, value] = results[1] ?? [new Error("no reply")];
       if (readError) throw readError;
+      const [cachingRefused] = results[0] ?? [];
+      if (cachingRefused) {
+        // Refused by an ACL, or tracking is off on a connection that just came back: the read is not tracked.
+        if (generation === this.generation) this.armed = false;
+        this.failedToArm(cachingRefused);
+        return typeof value === "string" ? value : undefined;
+      }
       const ttlMs = Number(results[2]?.[1]);
-      // A refused CACHING YES (tracking off on a connection that just came back) means the read is not tracked.
-      const tracked = !results[0]?.[0];
       if (
-        tracked &&
         typeof value === "string" &&
         ttlMs > 0 &&
         generation === this.generation &&
@@ -89,37 +120,65 @@ export class TrackedCopies {
     }
   }
 
-  /** This instance is about to change `key`: its copy goes now, before Redis's message about it. */
-  forget(key: string): void {
-    const fullKey = this.keyPrefix + key;
-    this.copies.delete(fullKey);
-    this.pending.delete(fullKey);
+  /** Settles once the listening connection has answered a PING sent after this call. */
+  private caughtUp(): Promise<unknown> {
+    if (!this.nextPing) {
+      // Sent once the reads arriving in this turn of the event loop have joined it, never before any of them.
+      this.nextPing = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.nextPing = undefined;
+        const listener = this.listener;
+        if (!listener || listener.status !== "ready") throw new Error("not listening");
+        return listener.ping();
+      });
+      // A listener that does not answer in time (the command timeout) cannot vouch for any copy.
+      this.nextPing.catch(() => this.dropAll());
+    }
+    return this.nextPing;
   }
 
-  /** Settles once every invalidation Redis sent before this call has been applied (they share one connection). */
-  async settled(): Promise<void> {
-    await this.listener.ping();
-    this.lastPongAt = Date.now();
+  /** Opens the listening connection, at the first read: functions that never read status never open it. */
+  private listen(): void {
+    if (this.listener) return;
+    // Subscriptions are made again by hand at each connection, after the new connection's id is known.
+    const listener = this.main.duplicate({
+      protocol: 2,
+      autoResubscribe: false,
+      enableAutoPipelining: false,
+    });
+    this.listener = listener;
+    listener.on("messageBuffer", (channel: Buffer, keys: Buffer[] | null) => {
+      if (channel.toString() === INVALIDATIONS) this.invalidated(keys);
+    });
+    // Its failures show as a closed connection (below) and as the main client's own errors.
+    listener.on("error", () => {});
+    listener.on("ready", () => this.subscribe(listener).catch((error) => this.failedToArm(error)));
+    listener.on("close", () => this.disarm());
+    listener.connect().catch(() => {}); // retried by the client's retryStrategy
   }
 
-  /** Whether reads are answered from copies now. */
-  get tracking(): boolean {
-    return this.usable();
+  private async subscribe(listener: Redis): Promise<void> {
+    const id = Number(await listener.client("ID"));
+    await listener.subscribe(INVALIDATIONS);
+    this.listenerId = id;
+    await this.arm();
   }
 
-  /** How many copies are held. */
-  get size(): number {
-    return this.copies.size;
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    this.disarm();
-    await this.listener.quit().catch(() => this.listener.disconnect());
-  }
-
-  private usable(): boolean {
-    return this.armed && Date.now() - this.lastPongAt < TRUST_FOR_MS;
+  private async arm(): Promise<void> {
+    const id = this.listenerId;
+    if (id === undefined || this.main.status !== "ready" || this.listener?.status !== "ready") return;
+    const epoch = this.epoch;
+    // Off first: the redirect then names this listener whatever tracking the connection had before.
+    const results = await this.main
+      .pipeline()
+      .client("TRACKING", "OFF")
+      .client("TRACKING", "ON", "REDIRECT", id, "OPTIN")
+      .exec();
+    const refused = results?.find(([error]) => error)?.[0];
+    if (refused) throw refused;
+    // A connection closed meanwhile: tracking is armed again when it is back.
+    if (id !== this.listenerId || epoch !== this.epoch) return;
+    this.dropAll();
+    this.armed = true;
   }
 
   private invalidated(keys: Buffer[] | null): void {
@@ -135,36 +194,10 @@ export class TrackedCopies {
     }
   }
 
-  private async listen(): Promise<void> {
-    const id = Number(await this.listener.client("ID"));
-    await this.listener.subscribe(INVALIDATIONS);
-    this.listenerId = id;
-    this.lastPongAt = Date.now();
-    await this.arm();
-  }
-
-  private async arm(): Promise<void> {
-    const id = this.listenerId;
-    if (id === undefined || this.main.status !== "ready" || this.listener.status !== "ready") return;
-    const epoch = this.epoch;
-    // Off first: ON with another REDIRECT is refused while tracking is on (a reconnected listener has a new id).
-    const results = await this.main
-      .pipeline()
-      .client("TRACKING", "OFF")
-      .client("TRACKING", "ON", "REDIRECT", id, "OPTIN")
-      .exec();
-    const refused = results?.find(([error]) => error)?.[0];
-    if (refused) throw refused;
-    // A connection closed meanwhile: tracking is armed again when it is back.
-    if (id !== this.listenerId || epoch !== this.epoch) return;
-    this.dropAll();
-    this.armed = true;
-  }
-
   private disarm(): void {
     this.armed = false;
     this.epoch++;
-    this.listenerId = this.listener.status === "ready" ? this.listenerId : undefined;
+    if (this.listener?.status !== "ready") this.listenerId = undefined;
     this.dropAll();
   }
 
@@ -174,17 +207,11 @@ export class TrackedCopies {
     this.pending.clear();
   }
 
-  private ping(): void {
-    if (this.listener.status !== "ready") return;
-    this.listener.ping().then(
-      () => {
-        this.lastPongAt = Date.now();
-      },
-      () => this.dropAll(),
-    );
-  }
-
   private failedToArm(error: unknown): void {
+    this.retry ??= setTimeout(() => {
+      this.retry = undefined;
+      this.arm().catch((again) => this.failedToArm(again));
+    }, RETRY_ARM_MS).unref();
     if (this.warned) return;
     this.warned = true;
     this.log?.warn(
