@@ -2,11 +2,6 @@
 export interface Cache {
   readonly kind: "memory" | "redis";
   get(key: string): Promise<string | undefined>;
-  /**
-   * A read of a key read far more often than it changes (a status entry): may be answered from this instance's
-   * copy, which the cache keeps current (Redis tells the instance when a copied key changes).
-   */
-  getReadMostly(key: string): Promise<string | undefined>;
   set(key: string, value: string, ttlMs: number): Promise<void>;
   /** Sets only when absent; true when this caller set it (an in-flight lock). */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;

@@ -21,7 +21,6 @@ export function memoryCache(maxEntries = 50_000): Cache {
   return {
     kind: "memory",
     get: async (key) => live(key)?.value,
-    getReadMostly: async (key) => live(key)?.value,
     set: async (key, value, ttlMs) => put(key, value, ttlMs),
     setIfAbsent: async (key, value, ttlMs) => {
       if (live(key)) return false;

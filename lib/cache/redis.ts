@@ -2,7 +2,6 @@ import { once } from "node:events";
 import type { Redis, RedisOptions } from "ioredis";
 import type { Logger } from "../telemetry/logger.ts";
 import type { Cache } from "./cache.ts";
-import type { TrackedCopies } from "./tracked-copies.ts";
 
 export interface RedisCache extends Cache {
   readonly kind: "redis";
@@ -16,8 +15,6 @@ export interface RedisCache extends Cache {
   readonly client: Promise<Redis>;
   /** Settles at the client's first connection: until then reads miss and the rate limiter counts on this instance. */
   readonly connected: Promise<unknown>;
-  /** Whether this instance holds a copy of `key`'s value (see TrackedCopies). */
-  holdsCopy(key: string): boolean;
 }
 
 export interface RedisCacheOptions {
@@ -41,8 +38,6 @@ export interface RedisCacheOptions {
 }
 
 const loadIoredis = () => import("ioredis");
-// Loaded with ioredis, after a function's first answer (it brings lru-cache).
-const loadTrackedCopies = () => import("./tracked-copies.ts");
 type IoredisModule = Awaited<ReturnType<typeof loadIoredis>>;
 const moduleHooks: ((ioredis: IoredisModule) => void)[] = [];
 let ioredisModule: IoredisModule | undefined;
@@ -102,7 +97,6 @@ export function redisOptions(options: RedisCacheOptions = {}): RedisOptions {
 export function redisCache(url: string, options: RedisCacheOptions = {}): RedisCache {
   const log = options.log;
   let client: Redis | undefined;
-  let copies: TrackedCopies | undefined;
   let closed = false;
   let loadNow = () => {};
   const writeArrived = new Promise<void>((resolve) => {
@@ -114,18 +108,19 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
   });
   const loaded = Promise.race([options.loadAfter ?? Promise.resolve(), writeArrived])
     .catch(() => {})
-    .then(() => Promise.all([loadIoredis(), loadTrackedCopies()]))
-    .then(([ioredis, { TrackedCopies }]) => {
+    .then(loadIoredis)
+    .then((ioredis) => {
       if (!ioredisModule) {
         ioredisModule = ioredis;
         for (const hook of moduleHooks.splice(0)) hook(ioredis);
       }
-      if (closed) throw new RedisNotLoadedError();
       // CommonJS: bundled, the class is the module's default export; under Node's own loader, also a named one.
-      const Redis = ioredis.Redis ?? ioredis.default;
+      return ioredis.Redis ?? ioredis.default;
+    })
+    .then((Redis) => {
+      if (closed) throw new RedisNotLoadedError();
       client = new Redis(url, redisOptions(options));
       watch(client);
-      copies = new TrackedCopies(client, options.keyPrefix, log);
       client.connect().catch(() => {}); // retried by retryStrategy; failures surface as the commands' errors
       return client;
     });
@@ -227,17 +222,6 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     });
   }
 
-  async function read(key: string, fetch: (key: string) => Promise<string | undefined>) {
-    // Before the first connection, a miss: the reader goes to PostgreSQL as for any key not cached yet.
-    if (!connectedOnce) return undefined;
-    replayIfDue();
-    if (replaying) await replaying;
-    const value = await fetch(key);
-    // Writes still unsent mean Redis may hold entries they should have replaced: not yet safe to trust it.
-    if (unsent.size > 0 || Date.now() < bypassReadsUntil) return undefined;
-    return value;
-  }
-
   const track = (ttlMs: number) => {
     if (ttlMs > longestTtlMs) longestTtlMs = ttlMs;
   };
@@ -246,31 +230,21 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     kind: "redis",
     client: loaded,
     connected,
-    holdsCopy: (key) => copies?.holds(key) ?? false,
-    get: (key) =>
-      read(key, (k) =>
-        connection()
-          .get(k)
-          .then((value) => value ?? undefined),
-      ),
-    getReadMostly: (key) =>
-      read(key, (k) =>
-        copies
-          ? copies.get(k)
-          : connection()
-              .get(k)
-              .then((v) => v ?? undefined),
-      ),
+    async get(key) {
+      // Before the first connection, a miss: the reader goes to PostgreSQL as for any key not cached yet.
+      if (!connectedOnce) return undefined;
+      replayIfDue();
+      if (replaying) await replaying;
+      const value = await connection().get(key);
+      // Writes still unsent mean Redis may hold entries they should have replaced: not yet safe to trust it.
+      if (unsent.size > 0 || Date.now() < bypassReadsUntil) return undefined;
+      return value ?? undefined;
+    },
     async set(key, value, ttlMs) {
       track(ttlMs);
-      copies?.forget(key);
       if (!connectedOnce) await firstConnectionOrTimeout();
       try {
         await connection().set(key, value, "PX", ttlMs);
-        // A read sent before the write (an explicit pipeline leaves at once, this write with the next auto-pipeline)
-        // may have copied the value it replaced. The next read would learn so from Redis before using that copy;
-        // dropping it here spares that read the wait.
-        copies?.forget(key);
         unsent.delete(key);
       } catch (error) {
         remember(key, value, ttlMs);
@@ -279,17 +253,12 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     },
     async setIfAbsent(key, value, ttlMs) {
       track(ttlMs);
-      copies?.forget(key);
-      const set = (await connection().set(key, value, "PX", ttlMs, "NX")) === "OK";
-      copies?.forget(key);
-      return set;
+      return (await connection().set(key, value, "PX", ttlMs, "NX")) === "OK";
     },
     async del(key) {
-      copies?.forget(key);
       if (!connectedOnce) await firstConnectionOrTimeout();
       try {
         await connection().del(key);
-        copies?.forget(key);
         unsent.delete(key);
       } catch (error) {
         remember(key, undefined, longestTtlMs);
@@ -302,7 +271,6 @@ export function redisCache(url: string, options: RedisCacheOptions = {}): RedisC
     async close() {
       closed = true;
       await sendUnsent();
-      await copies?.close();
       await client?.quit().catch(() => client?.disconnect());
     },
   };

@@ -28,7 +28,7 @@ export async function readThrough<T>(
   const k = key(ctx, kind, id);
   let cached: string | undefined;
   try {
-    cached = await ctx.cache.getReadMostly(k);
+    cached = await ctx.cache.get(k);
   } catch (error) {
     metrics.cacheRequests.inc({ cache: "status", result: "error" });
     ctx.log.warn({ err: error }, "status cache read failed; reading the database");

@@ -128,26 +128,6 @@ describe.skipIf(skip)("the Redis cache", () => {
     expect(await cache.setIfAbsent("lock", "x", 60_000)).toBe(true);
   });
 
-  it("never answers a read made after its own write with the value that write replaced", async () => {
-    const cache = (await open()) as RedisCache;
-    await cache.set("own", "v0", 60_000);
-    await expect
-      .poll(async () => {
-        await cache.getReadMostly("own");
-        return cache.holdsCopy("own");
-      })
-      .toBe(true);
-    for (let i = 1; i <= 100; i++) {
-      // A read started just after the write may reach Redis before it (an explicit pipeline goes at once, the
-      // write with the next auto-pipeline) and copy the value it replaces; a read after the write never sees that.
-      const writing = cache.set("own", `v${i}`, 60_000);
-      const racing = cache.getReadMostly("own");
-      await writing;
-      expect(await cache.getReadMostly("own")).toBe(`v${i}`);
-      await racing;
-    }
-  });
-
   it("keeps services with different key prefixes apart", async () => {
     const a = await open();
     const b = await open();
@@ -209,21 +189,20 @@ describe.skipIf(skip)("the service on Redis", () => {
     expect((await t.call("GET", `/v1/payments/${payment.id}`)).body.status).toBe("canceled");
   });
 
-  it("serves a change made through another instance at once, though each instance copies what it reads", async () => {
+  it("serves a change made through another instance to the next read of this one", async () => {
     // The same database (its close left to this suite), the same Redis keys: another instance of the service.
     const shared: Db = { ...db, close: async () => {} };
     const other = await startService({ db: shared, cache: await redisCacheFor(keyPrefix) });
     try {
       const payment = await orderWithPayment();
       const path = `/v1/payments/${payment.id}`;
-      const key = `status:acct_dataplane:payment:${payment.id}`;
       expect((await t.call("GET", path)).body.status).toBe("requires_confirmation");
-      // The first read fills Redis, a later one copies Redis's entry into this instance.
+      // Cached in Redis by the read (its write is not awaited by the request).
       await expect
-        .poll(async () => {
-          expect((await t.call("GET", path)).body.status).toBe("requires_confirmation");
-          return (t.service.cache as RedisCache).holdsCopy(key);
-        })
+        .poll(
+          async () =>
+            (await t.service.cache.get(`status:acct_dataplane:payment:${payment.id}`)) !== undefined,
+        )
         .toBe(true);
       const canceled = await other.call("POST", `${path}/cancel`, { body: {} });
       expect(canceled.body.status).toBe("canceled");
